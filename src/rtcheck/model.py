@@ -1,0 +1,218 @@
+"""The data model: plain typed objects for a plan, its dose and its structures.
+
+These are what :func:`rtcheck.load_plan` returns and what the DVH engine and the checker
+consume. They hold no reference to pydicom datasets, so scripts can build them by hand
+(e.g. an analytical phantom) and they pickle cheaply for parallel batch runs.
+
+Coordinates are DICOM patient coordinates in millimetres. Doses are in the units of
+:attr:`DoseGrid.units` (Gy once loaded from a ``GY`` RTDOSE).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class DoseGrid:
+    """Dose sampled on a regular axial grid.
+
+    The axes are strictly increasing patient coordinates of the voxel centres, whatever the
+    patient orientation stored in the file (HFS, FFS, HFP, FFP): the loader flips the array so
+    that ``values[k, j, i]`` is the dose at ``(x[i], y[j], z[k])``.
+
+    Attributes
+    ----------
+    x, y, z : ndarray
+        Voxel-centre positions along each axis, in mm, strictly increasing. ``z`` may be
+        unevenly spaced (GridFrameOffsetVector allows it).
+    values : ndarray, shape (nz, ny, nx)
+        Dose in :attr:`units`, already multiplied by DoseGridScaling (and by the number of
+        fractions for a FRACTION dose, see :attr:`fractions_applied`).
+    units : str
+        ``"GY"`` or ``"RELATIVE"`` (a relative dose cannot give Gy).
+    summation : str
+        DoseSummationType as stored (``PLAN``, ``FRACTION``, ``BEAM``, ...); ``"PLAN"`` once
+        several BEAM doses have been summed (see :attr:`notes`).
+    fractions_applied : int or None
+        When a FRACTION dose was multiplied by the plan's number of fractions, that number.
+    frame_of_reference_uid : str or None
+    sop_instance_uids : tuple of str
+        The RTDOSE object(s) this grid was built from.
+    paths : tuple of str
+        Their files.
+    notes : list of str
+        What was done to the stored dose (summed beams, multiplied by fractions...).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    values: np.ndarray
+    units: str = "GY"
+    summation: str = "PLAN"
+    fractions_applied: int | None = None
+    frame_of_reference_uid: str | None = None
+    sop_instance_uids: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size (dx, dy, dz) in mm; dz is the smallest frame spacing (or 0 for one frame)."""
+        dz = float(np.min(np.diff(self.z))) if self.z.size > 1 else 0.0
+        return (float(self.x[1] - self.x[0]) if self.x.size > 1 else 0.0,
+                float(self.y[1] - self.y[0]) if self.y.size > 1 else 0.0,
+                dz)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.values.shape)  # type: ignore[return-value]
+
+
+@dataclass
+class Contour:
+    """One closed planar contour: the polygon ``xy`` (N x 2, mm) on the axial plane ``z``."""
+
+    z: float
+    xy: np.ndarray
+
+
+@dataclass
+class Structure:
+    """One ROI of a structure set.
+
+    Attributes
+    ----------
+    number : int
+        ROINumber.
+    name : str
+        ROIName as stored (not normalised).
+    contours : list of Contour
+        CLOSED_PLANAR contours. Several per plane are allowed; a contour inside another on the
+        same plane is a hole (even-odd rule).
+    points : ndarray, shape (N, 3)
+        Coordinates of POINT contours (a POI has no volume and no DVH).
+    roi_type : str or None
+        RTROIInterpretedType (PTV, ORGAN, EXTERNAL, ...).
+    """
+
+    number: int
+    name: str
+    contours: list[Contour] = field(default_factory=list)
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    roi_type: str | None = None
+
+    @property
+    def is_point(self) -> bool:
+        """True for a point ROI (no closed contour, at least one point)."""
+        return not self.contours and len(self.points) > 0
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the ROI holds no contour data at all."""
+        return not self.contours and len(self.points) == 0
+
+    def planes(self, decimals: int = 3) -> dict[float, list[np.ndarray]]:
+        """Contours grouped by plane position (rounded to ``decimals`` mm), sorted by z."""
+        out: dict[float, list[np.ndarray]] = {}
+        for c in self.contours:
+            out.setdefault(round(float(c.z), decimals), []).append(c.xy)
+        return dict(sorted(out.items()))
+
+
+@dataclass
+class StructureSet:
+    """An RTSTRUCT: its structures and identity."""
+
+    structures: list[Structure]
+    uid: str | None = None
+    label: str | None = None
+    frame_of_reference_uid: str | None = None
+    path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.structures]
+
+    def get(self, name: str) -> Structure:
+        """The structure called ``name`` (exact match); KeyError if absent or ambiguous."""
+        found = [s for s in self.structures if s.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} structures named {name!r}")
+        return found[0]
+
+    def duplicate_names(self) -> list[str]:
+        seen: dict[str, int] = {}
+        for s in self.structures:
+            seen[s.name] = seen.get(s.name, 0) + 1
+        return sorted(n for n, k in seen.items() if k > 1)
+
+
+@dataclass
+class FractionGroup:
+    """One FractionGroupSequence item: fractions planned and the beams it delivers."""
+
+    number: int
+    fractions: int | None
+    beam_numbers: tuple[int, ...] = ()
+    beam_doses_gy: dict[int, float] = field(default_factory=dict)  # per fraction, by beam
+
+
+@dataclass
+class Plan:
+    """The facts of an RTPLAN a checker needs.
+
+    ``prescription_gy`` is the total prescribed dose (TargetPrescriptionDose of the target
+    dose reference, or else the sum of beam doses times fractions), or None when the plan does
+    not state one.
+    """
+
+    uid: str
+    label: str | None = None
+    name: str | None = None
+    patient_id: str | None = None
+    patient_name: str | None = None
+    date: _dt.date | None = None
+    intent: str | None = None
+    fraction_groups: list[FractionGroup] = field(default_factory=list)
+    prescription_gy: float | None = None
+    referenced_structure_set_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    path: str | None = None
+
+    @property
+    def fractions(self) -> int | None:
+        """Number of fractions planned, when the plan has exactly one fraction group stating it."""
+        known = [g.fractions for g in self.fraction_groups if g.fractions]
+        if len(self.fraction_groups) == 1 and len(known) == 1:
+            return known[0]
+        return None
+
+    @property
+    def dose_per_fraction_gy(self) -> float | None:
+        n = self.fractions
+        if n is None or self.prescription_gy is None:
+            return None
+        return self.prescription_gy / n
+
+
+@dataclass
+class PlanData:
+    """A plan with its dose and structure set, as paired by :func:`rtcheck.load_plan`.
+
+    Any part may be None: a structure set and a dose without a plan is valid (doses are then
+    as stored and the number of fractions is unknown).
+    """
+
+    plan: Plan | None
+    dose: DoseGrid | None
+    structure_set: StructureSet | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fractions(self) -> int | None:
+        return None if self.plan is None else self.plan.fractions
