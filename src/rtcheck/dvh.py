@@ -538,17 +538,28 @@ def compute_dvh(structure: Structure, dose: DoseGrid, *, step_mm: float | None =
     interp = _Interpolator(dose)
     acc = _Accumulator()
     warnings: list[str] = []
-    for plist, area, lo, hi in zip(polys, areas, z_lo, z_hi):
+    for i, (plist, area, lo, hi) in enumerate(zip(polys, areas, z_lo, z_hi)):
         if area > 0:
-            _sample_plane(plist, area, lo, hi, h, interp, acc)
+            _sample_plane(plist, area, lo, hi, h, interp, acc, _stagger(i))
 
     return _finish(structure.name, dose, volume_mm3, h, acc, warnings)
 
 
+def _stagger(i: int) -> tuple[float, float]:
+    """Offsets (in steps) of plane i's sampling lattice: a low-discrepancy (R2) sequence.
+
+    Shifting each plane's rows and columns by a different fraction of a step makes the planes
+    together sample the structure far more finely than one lattice would; without it, a dose
+    gradient parallel to the rows is seen in steps of a whole row.
+    """
+    return ((i * 0.7548776662466927) % 1.0, (i * 0.5698402909980532) % 1.0)
+
+
 def _sample_plane(polygons: list[np.ndarray], area: float, z_lo: float, z_hi: float,
-                  h: float, interp: _Interpolator, acc: _Accumulator) -> None:
+                  h: float, interp: _Interpolator, acc: _Accumulator,
+                  stagger: tuple[float, float] = (0.0, 0.0)) -> None:
     """Sample one contour plane's slab: histogram samples and Dmin/Dmax candidates."""
-    xs, ys, lengths, hp = _plane_samples(polygons, area, h)
+    xs, ys, lengths, hp = _plane_samples(polygons, area, h, stagger)
     # Through the slab: the faces of m sub-slabs for the histogram (dose is linear in z
     # between dose planes), and also the dose planes crossing the slab for the extremes.
     m = max(int(math.ceil((z_hi - z_lo) / h - 1e-9)), 1)
@@ -589,12 +600,14 @@ def _sample_plane(polygons: list[np.ndarray], area: float, z_lo: float, z_hi: fl
             previous = d
 
 
-def _plane_samples(polygons: list[np.ndarray], area: float, h: float):
+def _plane_samples(polygons: list[np.ndarray], area: float, h: float,
+                   stagger: tuple[float, float] = (0.0, 0.0)):
     """In-plane samples of a plane, refining the step for contours thinner than ``h``."""
     allxy = np.concatenate(polygons)
-    x0, y0 = float(allxy[:, 0].min()), float(allxy[:, 1].min())
     hp = h
     for _ in range(6):
+        x0 = float(allxy[:, 0].min()) - stagger[0] * hp
+        y0 = float(allxy[:, 1].min()) - stagger[1] * hp
         j, a, b = _row_intervals(polygons, hp, y0)
         if j.size:
             xs, ys, lengths = _interval_samples(j, a, b, hp, x0, y0)
