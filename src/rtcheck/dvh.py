@@ -52,7 +52,7 @@ from rtcheck.errors import MetricError
 from rtcheck.model import DoseGrid, Structure
 
 #: Samples aimed at per structure; small structures are sampled finer than this needs.
-DEFAULT_SAMPLE_BUDGET = 400_000
+DEFAULT_SAMPLE_BUDGET = 250_000
 #: Finest in-plane / through-plane sampling step (mm).
 MIN_STEP_MM = 0.1
 #: Coarsest step for structures under 30 cc, where near-maximum doses decide verdicts (mm).
@@ -107,6 +107,7 @@ class DVH:
     step_mm: float
     units: str = "GY"
     warnings: list[str] = field(default_factory=list)
+    roi_number: int | None = None
 
     @property
     def covered_volume_cc(self) -> float:
@@ -449,13 +450,19 @@ class _Interpolator:
 
 
 def _choose_step(volume_mm3: float, dose: DoseGrid, budget: int) -> float:
-    """Sampling step (mm): fine for small structures, within budget for large ones."""
+    """Sampling step (mm): fine for small structures, within budget for large ones.
+
+    Dmax and Dmin do not depend on the step (see the module docstring), so a large
+    structure (BODY, lungs) may be sampled more coarsely than the dose grid: its sampling
+    lattice shifts from plane to plane, and its DVH is an average over many planes.
+    """
     by_budget = (volume_mm3 / budget) ** (1.0 / 3.0) if volume_mm3 > 0 else MIN_STEP_MM
-    finest_grid = min(s for s in dose.spacing if s > 0) if any(s > 0 for s in dose.spacing) else 1.0
+    positive = [s for s in dose.spacing if s > 0]
+    finest_grid = min(positive) if positive else 1.0
     step = max(by_budget, MIN_STEP_MM)
     if volume_mm3 < 30_000:  # under 30 cc: near-max doses decide verdicts, stay fine
         step = min(step, SMALL_STRUCTURE_STEP_MM)
-    return min(step, finest_grid)
+    return min(step, 2.0 * finest_grid)
 
 
 def _typical_spacing(zs: np.ndarray, fallback: float | None, dose: DoseGrid) -> float:
@@ -570,16 +577,22 @@ def _sample_plane(polygons: list[np.ndarray], area: float, z_lo: float, z_hi: fl
     w_plane = lengths * hp * (area / float(np.sum(lengths * hp)))  # rescale to exact area
     bx = _boundary_points(polygons, min(h, 0.25))
     b_in = interp.inside_xy(bx[:, 0], bx[:, 1])
+    nodes = _grid_nodes_inside(polygons, interp)
     n_int = int(np.count_nonzero(in_xy))
-    if n_int + int(np.count_nonzero(b_in)) == 0:
+    if n_int + int(np.count_nonzero(b_in)) + nodes.size == 0:
         return
+    # Points: histogram samples first, then the contour points for the extremes. The
+    # dose-grid nodes inside the contour (where a trilinear dose has its inner extremes) are
+    # read directly, without interpolation.
     corners, weights = interp.xy_weights(np.concatenate((xs[in_xy], bx[b_in, 0])),
                                          np.concatenate((ys[in_xy], bx[b_in, 1])))
     all_z = np.concatenate((z_faces, inner))
     z_ok = interp.inside_z(all_z)
     k0, tz = interp.frame_position(all_z)
     frames = np.unique(np.concatenate((k0, np.minimum(k0 + 1, interp.nz - 1))))
-    per_frame = {int(k): interp.frame_values(int(k), corners, weights) for k in frames}
+    per_frame = {int(k): np.concatenate((interp.frame_values(int(k), corners, weights),
+                                         interp.values[int(k)].ravel()[nodes]))
+                 for k in frames}
 
     def dose_at(zi: int) -> np.ndarray:
         k, t = int(k0[zi]), float(tz[zi])
@@ -598,6 +611,22 @@ def _sample_plane(polygons: list[np.ndarray], area: float, z_lo: float, z_hi: fl
             if zi > 0 and d is not None and previous is not None:
                 acc.add(previous[:n_int], d[:n_int], w_int)
             previous = d
+
+
+def _grid_nodes_inside(polygons: list[np.ndarray], interp: _Interpolator) -> np.ndarray:
+    """Flat in-plane indices of the dose-grid voxel centres inside the polygons (even-odd)."""
+    if interp.nx < 2 or interp.ny < 2:
+        return np.zeros(0, np.int64)
+    j, a, b = _row_intervals(polygons, interp.dy, interp.y0 - interp.dy / 2)
+    keep = (j >= 0) & (j < interp.ny)
+    j, a, b = j[keep], a[keep], b[keep]
+    i0 = np.maximum(np.ceil((a - interp.x0) / interp.dx).astype(np.int64), 0)
+    i1 = np.minimum(np.floor((b - interp.x0) / interp.dx).astype(np.int64), interp.nx - 1)
+    n = np.maximum(i1 - i0 + 1, 0)
+    idx = np.repeat(np.arange(n.size), n)
+    starts = np.cumsum(n) - n
+    i = i0[idx] + (np.arange(int(n.sum())) - starts[idx])
+    return j[idx] * interp.nx + i
 
 
 def _plane_samples(polygons: list[np.ndarray], area: float, h: float,
@@ -681,9 +710,19 @@ def _cumulative_histogram(lo: np.ndarray, hi: np.ndarray, w: np.ndarray, bin_w: 
     return edges, volumes
 
 
-def compute_dvhs(structures: list[Structure], dose: DoseGrid, **kwargs) -> dict[str, DVH]:
-    """DVHs of several structures (points and empty ROIs are skipped), keyed by name."""
+def compute_dvhs(structures: list[Structure], dose: DoseGrid, **kwargs) -> list[DVH]:
+    """DVHs of several structures, in order; points and empty ROIs are skipped.
+
+    A list rather than a mapping by name, because a structure set may hold two ROIs with
+    the same name; each DVH carries its ROI number.
+    """
     spacings = [float(np.median(np.diff(sorted(s.planes())))) for s in structures
                 if len(s.planes()) > 1]
     kwargs.setdefault("slice_spacing_mm", float(np.median(spacings)) if spacings else None)
-    return {s.name: compute_dvh(s, dose, **kwargs) for s in structures if s.contours}
+    out = []
+    for s in structures:
+        if s.contours:
+            d = compute_dvh(s, dose, **kwargs)
+            d.roi_number = s.number
+            out.append(d)
+    return out

@@ -1,0 +1,193 @@
+"""``rtcheck dvh``: DVH metrics of a plan's structures, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from rtcheck.dvh import DVH, compute_dvhs, parse_metric
+from rtcheck.errors import RTCheckError
+from rtcheck.model import PlanData
+
+SUMMARY = ("Dmax", "Dmin", "Dmean", "D0.03cc")
+
+
+def fail(message: str) -> None:
+    """Print a one-line error (no traceback) and exit with the bad-input code 2."""
+    click.echo(f"rtcheck: error: {message}", err=True)
+    sys.exit(2)
+
+
+def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | None,
+                  dose: str | None) -> PlanData:
+    """Load a plan as the commands' PATH / --plan / --structures / --dose options say."""
+    from rtcheck.dicom import load_plan
+
+    if not paths and not (structures and dose):
+        fail("give a PATH (folder or files), or both --structures and --dose")
+    try:
+        return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
+                         dose=dose)
+    except RTCheckError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+def _clean(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 6)
+
+
+def dvh_report(data: PlanData, dvhs: list[DVH], metrics: list[str],
+               skipped: list[dict]) -> dict:
+    """The JSON document of ``rtcheck dvh`` (schema in the README)."""
+    plan = data.plan
+    dose = data.dose
+    assert dose is not None
+    fractions = dose.fractions_applied or (plan.fractions if plan else None)
+    return {
+        "plan": None if plan is None else {
+            "label": plan.label, "uid": plan.uid, "patient_id": plan.patient_id,
+            "fractions": plan.fractions, "prescription_gy": _clean(plan.prescription_gy),
+            "date": plan.date.isoformat() if plan.date else None,
+        },
+        "dose": {
+            "units": dose.units, "summation": dose.summation,
+            "fractions": fractions if plan is not None or dose.fractions_applied else None,
+            "grid_mm": [round(s, 4) for s in dose.spacing],
+            "files": list(dose.paths),
+        },
+        "structures": [
+            {
+                "name": d.name, "roi_number": d.roi_number, "volume_cc": _clean(d.volume_cc),
+                "covered_fraction": _clean(d.covered_fraction),
+                "metrics": {**{k: _clean(v) for k, v in d.summary().items()},
+                            **{m: _clean(d.metric(m)) for m in metrics}},
+                "warnings": d.warnings,
+            }
+            for d in dvhs
+        ],
+        "skipped": skipped,
+        "warnings": list(data.warnings),
+    }
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def render_table(report: dict, metrics: list[str]) -> str:
+    out = io.StringIO()
+    plan, dose = report["plan"], report["dose"]
+    if plan:
+        out.write(f"Plan {plan['label']} ({plan['uid']}), {plan['fractions'] or '?'} fractions, "
+                  f"prescription {_fmt(plan['prescription_gy'])} Gy, date {plan['date'] or '?'}\n")
+    else:
+        out.write("No plan: doses as stored in the RTDOSE, number of fractions unknown\n")
+    out.write(f"Dose: {dose['units']}, {dose['summation']}, grid {dose['grid_mm']} mm\n\n")
+    cols = ["Structure", "Vol [cc]", "Cov [%]", *SUMMARY, *metrics]
+    rows = []
+    for s in report["structures"]:
+        vals = [s["metrics"][k] for k in (*SUMMARY, *metrics)]
+        rows.append([s["name"], _fmt(s["volume_cc"]), _fmt(100 * (s["covered_fraction"] or 0), 1),
+                     *[_fmt(v) for v in vals]])
+    widths = [max(len(str(r[i])) for r in [cols, *rows]) for i in range(len(cols))]
+    out.write("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(cols, widths))) + "\n")
+    for r in rows:
+        out.write("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                            for i, (c, w) in enumerate(zip(r, widths))) + "\n")
+    out.write("\nDoses in Gy (metrics in the unit they name). D0.03cc: dose to the hottest 0.03 cc.\n")
+    notes = [f"{s['name']}: {w}" for s in report["structures"] for w in s["warnings"]]
+    notes += [f"{s['name']}: skipped ({s['reason']})" for s in report["skipped"]]
+    notes += report["warnings"]
+    if notes:
+        out.write("\nWarnings:\n" + "".join(f"  - {n}\n" for n in notes))
+    return out.getvalue()
+
+
+def render_csv(report: dict, metrics: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["structure", "volume_cc", "covered_fraction", *SUMMARY, *metrics, "warnings"])
+    for s in report["structures"]:
+        writer.writerow([s["name"], s["volume_cc"], s["covered_fraction"],
+                         *[s["metrics"][k] for k in (*SUMMARY, *metrics)],
+                         " | ".join(s["warnings"])])
+    return out.getvalue()
+
+
+@click.command("dvh")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.option("--plan", "plan", metavar="LABEL_OR_UID",
+              help="Which plan, when PATH holds several.")
+@click.option("--structures", type=click.Path(exists=True, dir_okay=False),
+              help="RTSTRUCT file (with --dose, no plan needed).")
+@click.option("--dose", type=click.Path(exists=True, dir_okay=False),
+              help="RTDOSE file (with --structures, no plan needed).")
+@click.option("--structure", "names", multiple=True, metavar="NAME",
+              help="Only this structure (repeatable; exact ROI name).")
+@click.option("--metric", "metrics", multiple=True, metavar="M",
+              help="Extra metric, repeatable: D95%[Gy], D2cc, V20Gy[cc], V20Gy[%], DC2%[Gy], "
+                   "CV20Gy[cc], Mean[Gy]...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+def dvh(paths, plan, structures, dose, names, metrics, fmt, output):
+    """DVH metrics of every structure of a plan.
+
+    PATH is a folder (searched recursively) or a list of DICOM files; rtcheck pairs the
+    RTDOSE with its RTPLAN and RTSTRUCT by their UIDs. Without a plan, give --structures and
+    --dose: doses are then as stored, and the number of fractions is unknown.
+
+    Every structure gets Dmax, Dmin, Dmean and D0.03cc (Gy), its volume (cc) and the fraction
+    of it inside the dose grid; below 100 % its metrics carry a warning.
+
+    \b
+    Examples:
+      rtcheck dvh sample_plans/spine-sbrt-27Gy3
+      rtcheck dvh PLAN_DIR --structure SpinalCord --metric D0.035cc --format json
+      rtcheck dvh --structures RS.dcm --dose RD.dcm --metric "V20Gy[%]"
+
+    Exit codes: 0 ok; 2 bad input (the message names the file and the problem).
+    """
+    metrics = list(metrics)
+    for m in metrics:
+        try:
+            parse_metric(m)
+        except RTCheckError as exc:
+            fail(str(exc))
+    data = load_from_cli(paths, plan, structures, dose)
+    if data.dose is None or data.structure_set is None:
+        fail("need both a dose (RTDOSE) and a structure set (RTSTRUCT); found "
+             f"{'no dose' if data.dose is None else 'no structure set'}")
+    if data.dose.units.upper() != "GY":
+        fail(f"{', '.join(data.dose.paths)}: dose units are {data.dose.units}, which cannot "
+             "give doses in Gy")
+    ss = data.structure_set
+    chosen = list(ss.structures)
+    if names:
+        missing = [n for n in names if n not in ss.names()]
+        if missing:
+            fail(f"{ss.path}: no structure named {', '.join(map(repr, missing))}; "
+                 f"structures: {', '.join(ss.names())}")
+        chosen = [s for s in chosen if s.name in names]
+    skipped = [{"name": s.name, "reason": "point ROI: no volume" if s.is_point
+                else "empty ROI: no contour"} for s in chosen if not s.contours]
+    dvhs = compute_dvhs(chosen, data.dose)
+    report = dvh_report(data, dvhs, metrics, skipped)
+    text = {"json": lambda: json.dumps(report, indent=2) + "\n",
+            "csv": lambda: render_csv(report, metrics),
+            "table": lambda: render_table(report, metrics)}[fmt]()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
