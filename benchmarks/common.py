@@ -175,8 +175,9 @@ def _rtcheck_structure_set(path: str):
     return read_structure_set(path)
 
 
-def rtcheck_structure(structure_set, roi_number: int):
-    found = [s for s in structure_set.structures if s.number == roi_number]
+def rtcheck_structure_of(structures: list, roi_number: int):
+    """The one structure numbered ``roi_number``."""
+    found = [s for s in structures if s.number == roi_number]
     if len(found) != 1:
         raise LookupError(f"{len(found)} structures numbered {roi_number}")
     return found[0]
@@ -199,7 +200,7 @@ def rtcheck_job(rtss: str, roi: int, rtdose: str) -> dict:
     """
     from rtcheck.dvh import compute_dvh
     try:
-        structure = rtcheck_structure(_rtcheck_structure_set(rtss), roi)
+        structure = rtcheck_structure_of(_rtcheck_structure_set(rtss).structures, roi)
         dose = _rtcheck_dose(rtdose)
         t0 = time.perf_counter()
         dvh = compute_dvh(structure, dose)
@@ -208,6 +209,29 @@ def rtcheck_job(rtss: str, roi: int, rtdose: str) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {"name": dvh.name, "seconds": seconds, "warnings": list(dvh.warnings),
             "covered_fraction": dvh.covered_fraction, **rtcheck_metrics(dvh)}
+
+
+def rtcheck_plan(rtss: str, rtdose: str, roi_numbers: list[int]) -> dict[int, dict]:
+    """rtcheck's metrics for several ROIs of one plan, as a user gets them.
+
+    Uses ``compute_dvhs`` on the selected structures (so a structure contoured on a single
+    plane gets the structure set's slice spacing). Keyed by ROI number; a failure gives
+    ``{"error": ...}`` for every ROI.
+    """
+    from rtcheck.dicom import read_dose, read_structure_set
+    from rtcheck.dvh import compute_dvhs
+    try:
+        structures = read_structure_set(rtss).structures
+        chosen = [rtcheck_structure_of(structures, n) for n in roi_numbers]
+        chosen = [s for s in chosen if s.contours]  # compute_dvhs skips the others
+        dvhs = compute_dvhs(chosen, read_dose(rtdose))
+    except Exception as exc:  # report, never stop the benchmark
+        return {n: {"error": f"{type(exc).__name__}: {exc}"} for n in roi_numbers}
+    out = {n: {"error": "rtcheck read no closed contour"} for n in roi_numbers}
+    for s, d in zip(chosen, dvhs):
+        out[s.number] = {"name": d.name, "warnings": list(d.warnings),
+                         "covered_fraction": d.covered_fraction, **rtcheck_metrics(d)}
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ REQUIREMENTS = (
     "six==1.17.0",
     "scikit-image==0.26.0",
 )
-_MARKER = VENV_DIR / "rtcheck-requirements.txt"
 _VERSIONS_SCRIPT = (
     "import json, importlib.metadata as m; "
     "print(json.dumps({p: m.version(p) for p in "
@@ -78,13 +77,18 @@ def _installed_versions(python: Path) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
+def _marker() -> Path:
+    """Records what the virtualenv was built with; a change of REQUIREMENTS rebuilds it."""
+    return VENV_DIR / "rtcheck-requirements.txt"
+
+
 def _is_ready() -> bool:
-    return (_venv_python().exists() and _MARKER.exists()
-            and _MARKER.read_text().split() == list(REQUIREMENTS))
+    return (_venv_python().exists() and _marker().exists()
+            and _marker().read_text().split() == list(REQUIREMENTS))
 
 
 def _create(log) -> None:
-    log(f"dicompyler-core: creating {VENV_DIR.relative_to(BENCH_DIR.parent)} "
+    log(f"dicompyler-core: creating {VENV_DIR} "
         "(one-off, about a minute)...")
     try:
         venv.EnvBuilder(clear=True, with_pip=True).create(VENV_DIR)
@@ -100,7 +104,7 @@ def _create(log) -> None:
     if out.returncode != 0:
         tail = [ln for ln in out.stderr.strip().splitlines() if "is ignored" not in ln][-3:]
         raise DicompylerUnavailable("pip install failed: " + " | ".join(tail))
-    _MARKER.write_text("\n".join(REQUIREMENTS) + "\n")
+    _marker().write_text("\n".join(REQUIREMENTS) + "\n")
 
 
 def ensure_env(recreate: bool = False, log=print) -> DicompylerEnv:

@@ -1,0 +1,62 @@
+"""Cheap checks of the benchmark harness's bookkeeping (benchmarks/common.py).
+
+The benchmarks themselves are scripts, not tests; this only checks that the Nelms table is
+paired with the right files, in the right units, against facts stated in the data set's
+README, and that the tolerance is the one the benchmarks claim.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+# Loaded under its own name: "common" is too generic to put on sys.path for the test suite.
+_spec = importlib.util.spec_from_file_location(
+    "rtcheck_benchmarks_common", Path(__file__).resolve().parents[1] / "benchmarks" / "common.py")
+common = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = common  # dataclasses look their module up there
+_spec.loader.exec_module(common)
+
+pytestmark = pytest.mark.skipif(not common.NELMS_DIR.exists(),
+                                reason="shared validation data absent (../shared)")
+
+
+def test_nelms_rows_pair_existing_files():
+    rows, skipped = common.nelms_rows()
+    # 100 table rows; the 0.4x0.2x0.4 mm grids (10 rows) are not shipped.
+    assert len(rows) + len(skipped) == 100
+    assert len(skipped) == 10 and all("0.4x0.2x0.4" in s for s in skipped)
+    assert all(r.rtss.exists() and r.rtdose.exists() for r in rows)
+    by_id = {r.id: r for r in rows}
+    assert len(by_id) == len(rows)
+    cone = by_id["Cone__02_0 1mm Y(SI)"]
+    assert cone.rtss.name == "Cone_02_0.dcm"
+    assert cone.rtdose.name == "Linear_SupInf_1mm_Aligned.dcm"
+    assert by_id["Sphere_10_0 1mm Z(AP)"].rtdose.name == "Linear_AntPost_1mm_Aligned.dcm"
+
+
+def test_nelms_expected_in_gy_and_cc():
+    rows, _ = common.nelms_rows("Sphere_10_0 1mm Z(AP)")
+    (row,) = rows
+    # expected.csv: 400 and 2800 cGy, 7.238 cc.
+    assert row.expected["dmin"] == pytest.approx(4.0)
+    assert row.expected["dmax"] == pytest.approx(28.0)
+    assert row.expected["volume_cc"] == pytest.approx(7.2383, abs=1e-4)
+
+
+def test_each_structure_file_has_one_shape_roi():
+    rows, _ = common.nelms_rows()
+    names = {r.rtss.name: common.nelms_roi(r).name for r in rows}
+    assert "POI_1" not in names.values()
+    assert names["Cone_20_0.dcm"] == "Cone20_0"  # README: the ROI name may differ
+
+
+def test_tolerance():
+    assert common.tolerance("dmax", 28.0) == pytest.approx(0.28)
+    assert common.tolerance("dmin", 4.0) == pytest.approx(0.1)
+    assert common.tolerance("volume_cc", 7.0) == pytest.approx(0.07)
+    assert common.within("dmin", 4.0, 4.1) and not common.within("dmin", 4.0, 4.11)
+    assert common.within("D99", 5.0, None) is None
