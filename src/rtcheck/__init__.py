@@ -15,6 +15,8 @@ from rtcheck.model import (
     Structure,
     StructureSet,
 )
+from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
+from rtcheck.roles import RoleMap, RoleMatch, match_roles
 
 __version__ = "0.1.0"
 
@@ -26,8 +28,15 @@ __all__ = [
     "MetricError",
     "Plan",
     "PlanData",
+    "Protocol",
     "RTCheckError",
+    "RoleMap",
+    "RoleMatch",
+    "Rule",
     "Structure",
     "StructureSet",
     "__version__",
+    "load_protocol",
+    "match_roles",
+    "shipped_protocols",
 ]

@@ -23,3 +23,7 @@ def main() -> None:
       rtcheck check PLAN_FOLDER           the plan against the bone-metastasis rules
       rtcheck convert 30Gy/10 --alpha-beta 2   BED and EQD2 of a scheme
     """
+
+from rtcheck.cli_protocols import protocols  # noqa: E402
+
+main.add_command(protocols)
