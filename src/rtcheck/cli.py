@@ -27,3 +27,7 @@ def main() -> None:
 from rtcheck.cli_protocols import protocols  # noqa: E402
 
 main.add_command(protocols)
+
+from rtcheck.cli_batch import batch  # noqa: E402
+
+main.add_command(batch)

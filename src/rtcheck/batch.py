@@ -1,0 +1,1048 @@
+"""Batch QA over plan archives: discovery, parallel checking, resumable streaming output.
+
+The pipeline of ``rtcheck batch``::
+
+    discover(ARCHIVE)  ->  PlanTask per plan  ->  executor  ->  sink (JSONL or CSV)
+      headers only          + facts from            local processes      one record per plan,
+      (RTPLAN, RTDOSE,        --indication-from     or Dask workers      written and fsync'ed
+       RTSTRUCT grouped                             run check_one()      as each plan finishes
+       by their UIDs)
+
+*Discovery* reads DICOM headers only (no pixel data, and a structure set's contours are not
+parsed) and groups every RTPLAN with the RTDOSE objects that reference it and the RTSTRUCT
+it references. A plan without dose or structures is kept and says what is missing; a file
+that looks like DICOM but cannot be read becomes an ERROR record of its own.
+
+*Workers* run :func:`check_one` on one plan at a time and return a plain JSON-able record;
+any exception becomes an ERROR record naming the file and the problem. A worker process
+that dies (segfault, out of memory) breaks the process pool: the pool is restarted and the
+plans that were in flight are re-run one at a time, so that only the plan that kills its
+worker is recorded as ERROR.
+
+*Output* is written by the parent process only, one record at a time, flushed and
+``fsync``'ed, so a run killed at any moment keeps every record it wrote. A partly written
+last line (killed mid-write) is cut off by ``--resume``, which then skips every plan whose
+key is already in the file. The key of a plan is its SOPInstanceUID plus the SOPInstanceUIDs
+of its dose files: a plan that gains a new dose is checked again.
+
+Memory stays flat as the archive grows: the parent keeps the compact discovery list (a few
+UIDs and paths per plan), at most ``2 x jobs`` plans in flight, the counts and the slowest
+plans; results are never accumulated.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import IO, Any
+
+from rtcheck.errors import InputError, RTCheckError
+
+#: Verdicts of a batch record, in report order.
+VERDICTS = ("PASS", "FAIL", "NOT_EVALUATED", "ERROR")
+
+#: Exit codes of a batch (also in the README): FAIL and ERROR together give 4.
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 4
+
+#: Extensions that claim to be DICOM: such a file that cannot be read is reported even when
+#: its bytes do not look like DICOM at all.
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic", ".ima"})
+#: Extensions never worth opening.
+NOT_DICOM_EXTENSIONS = frozenset(
+    ".txt .xml .json .jsonl .csv .pdf .png .jpg .jpeg .gif .bmp .tif .tiff .zip .gz .tgz .bz2 "
+    ".xz .7z .tar .log .md .html .htm .py .ini .cfg .toml .yaml .yml .exe .dll .doc .docx .xls "
+    ".xlsx".split())
+_MISSING_CODES = {"dose": "RTDOSE", "structure set": "RTSTRUCT"}
+
+#: Number of slowest plans listed in the summary.
+SLOWEST_SHOWN = 5
+
+
+# --------------------------------------------------------------------------------------
+# Discovery: headers, grouping
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file that claims to be DICOM (extension or DICOM bytes) but cannot be read."""
+
+    path: str
+    key: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    """One plan of the archive with the files that belong to it, compactly (what the parent
+    keeps per plan and sends to a worker).
+
+    Attributes
+    ----------
+    plan_uid, patient_id, plan_label : str
+        From the RTPLAN header.
+    plan_path : str
+    dose_paths, dose_uids : tuple of str
+        Every RTDOSE that references the plan (several for per-beam doses), sorted by UID.
+    structure_path : str or None
+        The RTSTRUCT the plan references, when found in the archive.
+    missing : tuple of str
+        ``"RTDOSE"`` and/or ``"RTSTRUCT"`` when not found.
+    notes : tuple of str
+        Sentences for the record's warnings: what is missing and why, duplicate copies
+        ignored.
+    """
+
+    plan_uid: str
+    patient_id: str | None
+    plan_label: str | None
+    plan_path: str
+    dose_paths: tuple[str, ...] = ()
+    dose_uids: tuple[str, ...] = ()
+    structure_path: str | None = None
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The resume key: plan SOPInstanceUID and the dose SOPInstanceUIDs."""
+        return f"{self.plan_uid}|{','.join(self.dose_uids)}"
+
+    @property
+    def files(self) -> list[str]:
+        """Plan, dose(s) and structure set files, in that order."""
+        return [self.plan_path, *self.dose_paths,
+                *([self.structure_path] if self.structure_path else [])]
+
+
+@dataclass
+class Discovery:
+    """Everything :func:`discover` found under an archive."""
+
+    groups: list[PlanRef] = field(default_factory=list)
+    bad_files: list[BadFile] = field(default_factory=list)
+    unattached: list[str] = field(default_factory=list)  # doses/structure sets with no plan
+    skipped: Counter = field(default_factory=Counter)  # non-RT files, by modality
+    files_seen: int = 0
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every regular file under ``root``, in a stable (sorted) order; symlinked folders are not
+    followed (no loops), hidden files and folders are skipped."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder, name)
+
+
+def classify_file(path: Path) -> Any:
+    """The header of one file, or why it is not one.
+
+    Returns
+    -------
+    rtcheck.dicom.FileHeader
+        A readable DICOM object (any modality: filter on ``modality``).
+    BadFile
+        A file that claims to be DICOM (``.dcm``-like extension, or DICOM bytes) but cannot
+        be read; its ``key`` is still to be set.
+    None
+        Not DICOM.
+    """
+    from rtcheck.dicom import scan
+
+    if path.suffix.lower() in NOT_DICOM_EXTENSIONS:
+        return None
+    try:
+        (header,) = scan(path)
+    except InputError as exc:
+        if exc.message.startswith("not a DICOM file") and (
+                path.suffix.lower() not in DICOM_EXTENSIONS):
+            return None
+        return BadFile(str(path), "", exc.message)
+    return header
+
+
+def _plan_ref(group: Any) -> PlanRef:
+    """A compact PlanRef from an :class:`rtcheck.dicom.PlanGroup` that has a plan."""
+    plan = group.plan
+    doses = sorted(group.doses, key=lambda h: h.sop_instance_uid or h.path)
+    missing = tuple(code for prefix, code in _MISSING_CODES.items()
+                    if any(m.startswith(prefix + ":") for m in group.missing))
+    return PlanRef(plan.sop_instance_uid, plan.patient_id, plan.label, plan.path,
+                   tuple(d.path for d in doses), tuple(d.sop_instance_uid or "" for d in doses),
+                   group.structure_set.path if group.structure_set else None, missing,
+                   tuple([*group.missing, *group.notes]))
+
+
+def discover(archive: str | os.PathLike, on_file: Callable[[int], None] | None = None
+             ) -> Discovery:
+    """Find and group every plan under ``archive`` from file headers.
+
+    Headers are read by :func:`rtcheck.dicom.scan` and grouped by
+    :func:`rtcheck.dicom.group_plans` (pairing by UID references only, duplicates kept
+    once). Only RT headers are kept while walking, so CT/MR slices cost nothing but their
+    header read.
+
+    Parameters
+    ----------
+    archive : path
+        A folder, searched recursively (nested patient/course folders, files with or without
+        extension, other modalities mixed in).
+    on_file : callable, optional
+        Called with the number of files seen so far, for a progress display.
+    """
+    from rtcheck.dicom import RT_MODALITIES, group_plans
+
+    root = Path(archive)
+    if not root.is_dir():
+        raise InputError("not a folder", root)
+    found = Discovery()
+    headers = []
+    for path in _walk(root):
+        found.files_seen += 1
+        if on_file is not None:
+            on_file(found.files_seen)
+        got = classify_file(path)
+        if isinstance(got, BadFile):
+            key = "file:" + os.path.relpath(got.path, root)
+            found.bad_files.append(BadFile(got.path, key, got.problem))
+        elif got is None:
+            found.skipped["not DICOM"] += 1
+        elif got.modality in RT_MODALITIES:
+            headers.append(got)
+        else:
+            found.skipped[got.modality or "other DICOM"] += 1
+    for group in group_plans(headers):
+        if group.plan is not None:
+            found.groups.append(_plan_ref(group))
+        else:
+            found.unattached.append(" + ".join(h.describe() for h in group.files())
+                                    + ": " + "; ".join(group.missing))
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Per-plan facts (--indication-from)
+# --------------------------------------------------------------------------------------
+
+#: Columns of the facts file that identify a row.
+FACT_KEYS = ("plan_uid", "patient_id")
+
+
+@dataclass
+class FactsTable:
+    """Per-plan facts a batch cannot ask for: indication, site, prior course summary...
+
+    Rows are keyed by plan UID or patient ID; a plan-UID row wins over a patient-ID row.
+    """
+
+    path: str
+    by_plan: dict[str, dict[str, str]] = field(default_factory=dict)
+    by_patient: dict[str, dict[str, str]] = field(default_factory=dict)
+    by_id: dict[str, dict[str, str]] = field(default_factory=dict)  # JSON keys: either
+    used: set[tuple[str, str]] = field(default_factory=set)
+
+    def _tables(self) -> tuple[tuple[str, dict[str, dict[str, str]]], ...]:
+        return (("plan_uid", self.by_plan), ("id", self.by_id), ("patient_id", self.by_patient))
+
+    def lookup(self, plan_uid: str | None, patient_id: str | None) -> dict[str, str] | None:
+        """The facts of a plan, with ``matched_by`` saying which key matched; None if none."""
+        for name, table in self._tables():
+            for key, by in ((plan_uid, "plan_uid"), (patient_id, "patient_id")):
+                if (name == "id" or name == by) and key is not None and key in table:
+                    self.used.add((name, key))
+                    return {**table[key], "matched_by": by}
+        return None
+
+    def unused(self) -> list[str]:
+        """Row keys that matched no plan (a typo in an ID is worth a warning)."""
+        return [f"{name} {key}" for name, table in self._tables() for key in table
+                if (name, key) not in self.used]
+
+
+def _facts_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs from a CSV file or a JSON list/mapping."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc})", path) from None
+        if isinstance(data, dict):
+            # {"<plan UID or patient ID>": {...}}: the key is tried as both.
+            return [(f"key {k!r}", {"id": k, **v}) if isinstance(v, dict)
+                    else (f"key {k!r}", {"__bad__": v}) for k, v in data.items()]
+        if isinstance(data, list):
+            return [(f"item {i}", row if isinstance(row, dict) else {"__bad__": row})
+                    for i, row in enumerate(data)]
+        raise InputError("expected a JSON list of objects or an object keyed by ID", path)
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not ({*FACT_KEYS, "id"} & {f.strip() for f in
+                                                           reader.fieldnames}):
+        raise InputError("the CSV needs a plan_uid or patient_id column", path)
+    return [(f"line {i + 2}", {k.strip(): v for k, v in row.items() if k})
+            for i, row in enumerate(reader)]
+
+
+def load_facts(path: str | os.PathLike) -> FactsTable:
+    """Read an ``--indication-from`` file (CSV or JSON).
+
+    CSV: a header with ``plan_uid`` and/or ``patient_id`` and fact columns (``indication``,
+    ``site``, ``prior_summary``, any other). JSON: a list of such objects, or an object
+    mapping a plan UID or patient ID to its facts. Empty cells are absent facts.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a row without a key, or two rows with the same key.
+    """
+    p = Path(path)
+    try:
+        rows = _facts_rows(p)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", p) from None
+    table = FactsTable(str(p))
+    for where, row in rows:
+        if "__bad__" in row:
+            raise InputError(f"{where}: expected an object of facts", p)
+        facts = {k: str(v).strip() for k, v in row.items()
+                 if k not in (*FACT_KEYS, "id") and v is not None and str(v).strip() != ""}
+        plan_uid, patient_id, ident = (str(row.get(k) or "").strip()
+                                       for k in (*FACT_KEYS, "id"))
+        # A row naming a plan applies to that plan only; a JSON mapping's key may be either.
+        target, key = ((table.by_plan, plan_uid) if plan_uid else
+                       (table.by_patient, patient_id) if patient_id else (table.by_id, ident))
+        if not key:
+            raise InputError(f"{where}: no plan_uid or patient_id", p)
+        if key in target:
+            raise InputError(f"{where}: {key} appears twice", p)
+        target[key] = facts
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# Per-plan work
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    """What a worker needs to check one plan: the files, the protocols and the plan's facts."""
+
+    group: PlanRef
+    protocols: tuple[str, ...] = ()
+    facts: Mapping[str, str] | None = None
+
+
+def base_record(group: PlanRef, facts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The identity part of a plan's record (verdict still unknown)."""
+    return {
+        "key": group.key,
+        "plan_uid": group.plan_uid,
+        "patient_id": group.patient_id,
+        "plan_label": group.plan_label,
+        "files": group.files,
+        "missing": list(group.missing),
+        "facts": None if facts is None else dict(facts),
+        "verdict": None,
+        "error": None,
+        "findings": [],
+        "warnings": list(group.notes),
+        "seconds": None,
+    }
+
+
+def bad_file_record(bad: BadFile) -> dict[str, Any]:
+    """The ERROR record of a file that claims to be DICOM but cannot be read."""
+    return {"key": bad.key, "plan_uid": None, "patient_id": None, "plan_label": None,
+            "files": [bad.path], "missing": [], "facts": None, "verdict": "ERROR",
+            "error": f"{bad.path}: {bad.problem}", "findings": [], "warnings": [],
+            "seconds": 0.0}
+
+
+def _error_message(exc: BaseException, group: PlanRef) -> str:
+    """A one-line message that names the file: the error's own path, else the plan's."""
+    if isinstance(exc, InputError) and exc.path:
+        return str(exc)
+    text = str(exc) or type(exc).__name__
+    if not isinstance(exc, RTCheckError):
+        text = f"{type(exc).__name__}: {text}"
+    return f"{group.plan_path}: {text}"
+
+
+def error_record(task: PlanTask, exc: BaseException, seconds: float | None = None
+                 ) -> dict[str, Any]:
+    """The ERROR record of a plan whose check raised ``exc``."""
+    rec = base_record(task.group, task.facts)
+    rec.update(verdict="ERROR", error=_error_message(exc, task.group), seconds=seconds)
+    return rec
+
+
+def crash_record(task: PlanTask) -> dict[str, Any]:
+    """The ERROR record of a plan whose worker process died while checking it, alone."""
+    rec = base_record(task.group, task.facts)
+    rec.update(verdict="ERROR", error=f"{task.group.plan_path}: the worker process died while "
+               "checking this plan (crash or out of memory), also when re-run alone")
+    return rec
+
+
+def _evaluate(task: PlanTask) -> dict[str, Any]:
+    """Load the plan and run the checker; returns verdict, findings and warnings."""
+    from rtcheck.dicom import load_plan
+
+    group = task.group
+    data = load_plan(group.files, plan=group.plan_uid)
+    facts = task.facts or {}
+    from rtcheck.checker import check
+
+    result = check(data, protocols=list(task.protocols) or None,
+                   indication=facts.get("indication"), site=facts.get("site"),
+                   priors=facts.get("prior_summary"))
+    out = result.to_dict()
+    return {"verdict": out["verdict"], "findings": out.get("findings", []),
+            "warnings": list(out.get("warnings", [])), "plan": out.get("plan")}
+
+
+def check_one(task: PlanTask) -> dict[str, Any]:
+    """Check one plan and return its batch record; never raises for a bad plan.
+
+    Python warnings raised while reading or checking (pydicom's, numpy's) go into the
+    record's warnings instead of the terminal.
+    """
+    start = time.perf_counter()
+    rec = base_record(task.group, task.facts)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = _evaluate(task)
+        rec["verdict"] = out["verdict"]
+        rec["findings"] = out["findings"]
+        rec["warnings"] += out["warnings"] + [
+            f"{w.category.__name__}: {w.message}" for w in caught]
+    except Exception as exc:  # one bad plan never stops the batch
+        rec.update(verdict="ERROR", error=_error_message(exc, task.group))
+    rec["seconds"] = round(time.perf_counter() - start, 3)
+    return rec
+
+
+# --------------------------------------------------------------------------------------
+# Executors: local processes, Dask
+# --------------------------------------------------------------------------------------
+
+Worker = Callable[[PlanTask], dict]
+Emit = Callable[[PlanTask, dict], None]
+_END = object()
+
+
+def _exit_when_orphaned(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Exit this worker once its parent is gone (a SIGKILLed batch must not leave workers
+    blocked forever on their task queue)."""
+    while os.getppid() == parent_pid:
+        time.sleep(poll_seconds)
+    os._exit(1)
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker set-up: Ctrl-C is the parent's business, pydicom's log stays off the terminal,
+    and the worker dies with its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("pydicom").addHandler(logging.NullHandler())
+    logging.getLogger("pydicom").propagate = False
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True,
+                     name="rtcheck-orphan-watch").start()
+
+
+def _collect(fut: Future, task: PlanTask, emit: Emit, suspects: deque) -> bool:
+    """Emit a finished future's record; True when its pool broke under it."""
+    try:
+        rec = fut.result()
+    except BrokenProcessPool:
+        suspects.append(task)
+        return True
+    except Exception as exc:  # the worker raised, or its result did not pickle
+        rec = error_record(task, exc)
+    emit(task, rec)
+    return False
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (on Ctrl-C or an error of the parent)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _drive(pool: ProcessPoolExecutor, source: Iterator, suspects: deque, worker: Worker,
+           emit: Emit, limit: int) -> bool:
+    """Run tasks on ``pool`` until the source is exhausted (True) or the pool breaks (False).
+
+    Suspects (plans in flight when a worker died) run first, one at a time: the one that
+    breaks the pool alone is the culprit and gets an ERROR record.
+    """
+    while suspects:
+        task = suspects.popleft()
+        try:
+            rec = pool.submit(worker, task).result()
+        except BrokenProcessPool:
+            emit(task, crash_record(task))
+            return False
+        except Exception as exc:
+            rec = error_record(task, exc)
+        emit(task, rec)
+    inflight: dict[Future, PlanTask] = {}
+    while True:
+        while len(inflight) < limit:
+            task = next(source, _END)
+            if task is _END:
+                break
+            try:
+                inflight[pool.submit(worker, task)] = task
+            except BrokenProcessPool:
+                suspects.append(task)
+                break
+        if not inflight:
+            return not suspects
+        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+        broken = False
+        for fut in done:
+            broken |= _collect(fut, inflight.pop(fut), emit, suspects)
+        if broken or suspects:
+            # The other in-flight plans fail with the pool; they become suspects too.
+            for fut in wait(inflight)[0]:
+                _collect(fut, inflight.pop(fut), emit, suspects)
+            return False
+
+
+def run_local(tasks: Iterable[PlanTask], emit: Emit, *, jobs: int, worker: Worker = check_one,
+              inflight: int | None = None, start_method: str = "spawn",
+              max_tasks_per_child: int | None = None) -> None:
+    """Run ``worker`` over ``tasks`` on ``jobs`` local processes, emitting records as they finish.
+
+    At most ``inflight`` (default ``2 x jobs``) tasks are submitted at a time, so a
+    generator of tasks is consumed lazily. ``start_method`` "spawn" works on every platform
+    and does not inherit the parent's threads or open files.
+    """
+    source = iter(tasks)
+    limit = inflight or 2 * jobs
+    suspects: deque[PlanTask] = deque()
+    ctx = get_context(start_method)
+    extra = {"max_tasks_per_child": max_tasks_per_child} if max_tasks_per_child else {}
+    while True:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(os.getpid(),), **extra)
+        try:
+            finished = _drive(pool, source, suspects, worker, emit, limit)
+        except BaseException:
+            _kill_pool(pool)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            return
+
+
+def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str,
+             worker: Worker = check_one, inflight: int | None = None) -> None:
+    """Run ``worker`` over ``tasks`` on a Dask distributed cluster at ``scheduler``.
+
+    The workers must have rtcheck installed and see the archive at the same path. A task
+    whose workers keep dying ends as an ERROR record (Dask's KilledWorker).
+    """
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise InputError("--scheduler needs Dask: pip install 'rtcheck[dask]'") from None
+    try:
+        client = Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot connect to the Dask scheduler ({exc})", scheduler) from None
+    with client:
+        limit = inflight or max(2, 2 * sum(client.nthreads().values()))
+        source = iter(tasks)
+        pending: dict[Any, PlanTask] = {}
+        stream = as_completed()
+
+        def submit(n: int) -> None:
+            for _ in range(n):
+                task = next(source, _END)
+                if task is _END:
+                    return
+                fut = client.submit(worker, task, pure=False)
+                pending[fut] = task
+                stream.add(fut)
+
+        submit(limit)
+        for fut in stream:
+            task = pending.pop(fut)
+            if fut.status == "error":
+                rec = error_record(task, fut.exception())
+            else:
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # cancelled, lost...
+                    rec = error_record(task, exc)
+            fut.release()
+            emit(task, rec)
+            submit(1)
+
+
+# --------------------------------------------------------------------------------------
+# Output sinks: JSONL and CSV, append-only, resumable
+# --------------------------------------------------------------------------------------
+
+#: CSV columns: one row per finding (a plan without findings still has one row).
+CSV_FINDING_FIELDS = ("rule", "structure", "role", "metric", "value", "limit", "unit",
+                      "alpha_beta", "model", "status", "reason", "source")
+CSV_COLUMNS = ("key", "plan_uid", "patient_id", "plan_label", "verdict", "error", "row", "rows",
+               *CSV_FINDING_FIELDS, "seconds", "files", "missing", "warnings")
+
+
+class ResumeError(InputError):
+    """An output file that cannot be resumed safely (foreign content, damaged middle)."""
+
+
+class Sink:
+    """An append-only, line-oriented result file; each record durable once written.
+
+    Subclasses define how a record becomes lines and how existing content is checked.
+    """
+
+    fmt = ""
+
+    def __init__(self, path: str | None, *, resume: bool = False, overwrite: bool = False):
+        self.path = path
+        self.done: set[str] = set()
+        if path is None:
+            if resume:
+                raise InputError("--resume needs --output FILE")
+            self._fp: IO[bytes] = sys.stdout.buffer
+            self._fsync = False
+            self._start()
+            return
+        p = Path(path)
+        exists = p.exists() and p.stat().st_size > 0
+        if exists and not (resume or overwrite):
+            raise InputError("exists: add --resume to continue it or --overwrite to replace it",
+                             path)
+        if resume and exists:
+            keep = self._scan(p.read_bytes())
+            with open(p, "r+b") as fp:  # cut off a record left half-written by a kill
+                fp.truncate(keep)
+                fp.flush()
+                os.fsync(fp.fileno())
+            self._fp = open(p, "ab")
+        else:
+            self._fp = open(p, "wb")
+        self._fsync = True
+        if self._fp.tell() == 0:
+            self._start()
+
+    def _start(self) -> None:
+        """Write what a new file begins with (the CSV header)."""
+
+    def _scan(self, data: bytes) -> int:
+        """Read existing content into :attr:`done`; return the byte length to keep."""
+        raise NotImplementedError
+
+    def lines(self, record: dict) -> bytes:
+        raise NotImplementedError
+
+    def _write(self, data: bytes) -> None:
+        self._fp.write(data)
+        self._fp.flush()
+        if self._fsync:
+            os.fsync(self._fp.fileno())
+
+    def write(self, record: dict) -> None:
+        """Append one plan's record, durably (flush + fsync) before returning."""
+        self._write(self.lines(record))
+        self.done.add(record["key"])
+
+    def close(self) -> None:
+        if self._fp is not sys.stdout.buffer:
+            self._fp.close()
+        else:
+            self._fp.flush()
+
+
+def _complete_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, end offset, line) of every newline-terminated line; a last line without
+    its newline (killed mid-write) is not returned."""
+    pos = 0
+    number = 0
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return
+        number += 1
+        yield number, end + 1, data[pos:end]
+        pos = end + 1
+
+
+class JsonlSink(Sink):
+    """One JSON object per line and per plan."""
+
+    fmt = "jsonl"
+
+    def lines(self, record: dict) -> bytes:
+        return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+    def _scan(self, data: bytes) -> int:
+        keep = 0
+        lines = list(_complete_lines(data))
+        for i, (number, end, line) in enumerate(lines):
+            try:
+                key = json.loads(line)["key"]
+            except (ValueError, TypeError, KeyError):
+                if i == len(lines) - 1 and end == len(data):
+                    # The last line is damaged but complete: also a kill mid-write (rare).
+                    break
+                raise ResumeError(f"line {number} is not an rtcheck batch record; "
+                                  "cannot resume safely", self.path) from None
+            self.done.add(key)
+            keep = end
+        return keep
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell on one physical line (so that resume can work line by line)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = " | ".join(map(str, value))
+    return " / ".join(str(value).splitlines())
+
+
+class CsvSink(Sink):
+    """One row per finding; ``row``/``rows`` number a plan's rows so a cut block is detected."""
+
+    fmt = "csv"
+
+    def _start(self) -> None:
+        self._write(self._row(CSV_COLUMNS))
+
+    @staticmethod
+    def _row(cells: Iterable[Any]) -> bytes:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([_cell(c) for c in cells])
+        return buf.getvalue().encode("utf-8")
+
+    def lines(self, record: dict) -> bytes:
+        findings = record.get("findings") or [{}]
+        out = []
+        for i, f in enumerate(findings, start=1):
+            values = {**{k: record.get(k) for k in CSV_COLUMNS}, "row": i,
+                      "rows": len(findings), **{k: f.get(k) for k in CSV_FINDING_FIELDS}}
+            out.append(self._row(values[c] for c in CSV_COLUMNS))
+        return b"".join(out)
+
+    def _scan(self, data: bytes) -> int:
+        lines = list(_complete_lines(data))
+        if not lines:
+            return 0
+        header = next(csv.reader([lines[0][2].decode("utf-8")]))
+        if tuple(header) != CSV_COLUMNS:
+            raise ResumeError("not an rtcheck batch CSV (its header differs); cannot resume",
+                              self.path)
+        keep = lines[0][1]
+        block = (None, 0, 0)  # key, last row number, rows: a plan's block being read
+        for number, end, line in lines[1:]:
+            cells = next(csv.reader([line.decode("utf-8")]), [])
+            row = dict(zip(CSV_COLUMNS, cells))
+            try:
+                i, n = int(row["row"]), int(row["rows"])
+            except (KeyError, ValueError):
+                i, n = -1, 0
+            block_open = block[1] < block[2]
+            consistent = len(cells) == len(CSV_COLUMNS) and 1 <= i <= n and (
+                (i == block[1] + 1 and (row["key"], n) == (block[0], block[2])) if block_open
+                else i == 1)
+            if not consistent:
+                if end == len(data):
+                    break  # a damaged last line: the block it belongs to is cut
+                raise ResumeError(f"line {number} breaks the row numbering; cannot resume "
+                                  "safely", self.path)
+            block = (row["key"], i, n)
+            if i == n:
+                self.done.add(row["key"])
+                keep = end
+        return keep
+
+
+def open_sink(path: str | None, fmt: str | None = None, *, resume: bool = False,
+              overwrite: bool = False) -> Sink:
+    """A JSONL or CSV sink; the format comes from ``fmt`` or the file's extension."""
+    if fmt is None:
+        suffix = Path(path).suffix.lower() if path else ".jsonl"
+        fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(suffix)
+        if fmt is None:
+            raise InputError("unknown output format: name the file .jsonl or .csv, or give "
+                             "--format", path)
+    cls = {"jsonl": JsonlSink, "csv": CsvSink}[fmt]
+    return cls(path, resume=resume, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------------------
+# Progress and summary
+# --------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+def record_label(rec: dict) -> str:
+    """``patient / plan label`` for messages, else the plan UID, else the file."""
+    return (" / ".join(x for x in (rec.get("patient_id"), rec.get("plan_label")) if x)
+            or rec.get("plan_uid") or (rec.get("files") or ["?"])[0])
+
+
+class Progress:
+    """Progress on a stream: a redrawn bar on a terminal, else one line per plan.
+
+    ``mode`` is "bar", "lines" or "off" ("auto" picks bar or lines from ``isatty``).
+    """
+
+    def __init__(self, total: int, stream: IO[str] | None = None, mode: str = "auto") -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if mode == "auto":
+            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
+        self.mode = mode
+        self.total = total
+        self.done = 0
+        self.counts: Counter = Counter()
+        self.start = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, rec: dict) -> None:
+        self.done += 1
+        self.counts[rec["verdict"]] += 1
+        if self.mode == "lines":
+            secs = rec.get("seconds")
+            tail = f": {rec['error']}" if rec.get("error") else ""
+            self.stream.write(f"[{self.done}/{self.total}] {rec['verdict']:<13} "
+                              f"{record_label(rec)}"
+                              f"{f' ({secs:.1f} s)' if secs else ''}{tail}\n")
+            self.stream.flush()
+        elif self.mode == "bar":
+            now = time.monotonic()
+            if now - self._last_draw >= 0.1 or self.done == self.total:
+                self._last_draw = now
+                self.draw()
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.start
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def bar_text(self, width: int) -> str:
+        """The bar line: counts, percentage, rate, ETA, fitted to ``width`` characters."""
+        rate = self.rate()
+        eta = (self.total - self.done) / rate if rate > 0 else None
+        counts = "  ".join(f"{v} {self.counts[v]}" for v in VERDICTS if self.counts[v])
+        tail = (f" {self.done}/{self.total} {100 * self.done / max(self.total, 1):3.0f}%"
+                f"  {rate:.1f} plans/s  ETA {_duration(eta) if eta is not None else '?'}"
+                f"  {counts}")
+        room = max(10, min(40, width - len(tail) - 3))
+        filled = int(room * self.done / max(self.total, 1))
+        return (f"[{'#' * filled}{'.' * (room - filled)}]{tail}")[:width - 1]
+
+    def draw(self) -> None:
+        width = shutil.get_terminal_size((100, 20)).columns
+        self.stream.write("\r" + self.bar_text(width).ljust(width - 1))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.mode == "bar":
+            self.draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class BatchSummary:
+    """The end-of-batch figures: counts, slowest plans, what was skipped or unattached."""
+
+    counts: Counter = field(default_factory=Counter)
+    already_done: int = 0
+    elapsed: float = 0.0
+    slowest: list[tuple[float, str]] = field(default_factory=list)  # heap of (s, label)
+    discovery: Discovery | None = None
+    unused_facts: list[str] = field(default_factory=list)
+    output: str | None = None
+
+    @property
+    def checked(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 no FAIL and no ERROR; 1 a FAIL; 4 an ERROR (also when there is a FAIL)."""
+        if self.counts["ERROR"]:
+            return EXIT_ERROR
+        return EXIT_FAIL if self.counts["FAIL"] else EXIT_OK
+
+    def add(self, rec: dict) -> None:
+        self.counts[rec["verdict"]] += 1
+        secs = rec.get("seconds") or 0.0
+        item = (secs, record_label(rec))
+        if len(self.slowest) < SLOWEST_SHOWN:
+            heapq.heappush(self.slowest, item)
+        else:
+            heapq.heappushpop(self.slowest, item)
+
+    def render(self) -> str:
+        out = io.StringIO()
+        rate = self.checked / self.elapsed if self.elapsed > 0 else 0.0
+        out.write(f"rtcheck batch: {self.checked} plans checked in {_duration(self.elapsed)} "
+                  f"({rate:.2f} plans/s)")
+        if self.already_done:
+            out.write(f"; {self.already_done} already in {self.output}, skipped")
+        out.write("\n  " + "  ".join(f"{v} {self.counts[v]}" for v in VERDICTS) + "\n")
+        if self.slowest:
+            out.write("  slowest: " + "; ".join(f"{label} {secs:.1f} s" for secs, label in
+                                                sorted(self.slowest, reverse=True)) + "\n")
+        d = self.discovery
+        if d is not None:
+            skipped = ", ".join(f"{n} {kind}" for kind, n in d.skipped.most_common())
+            out.write(f"  {d.files_seen} files: {len(d.groups)} plans, {len(d.bad_files)} "
+                      f"unreadable{'; skipped ' + skipped if skipped else ''}\n")
+            for line in d.unattached[:10]:
+                out.write(f"  not attached to a plan: {line}\n")
+            if len(d.unattached) > 10:
+                out.write(f"  ... and {len(d.unattached) - 10} more not attached\n")
+        for key in self.unused_facts[:10]:
+            out.write(f"  facts row matched no plan: {key}\n")
+        out.write(f"  exit code {self.exit_code}\n")
+        return out.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# The batch
+# --------------------------------------------------------------------------------------
+
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str | None = None,
+              protocols: Iterable[str] = (), facts: FactsTable | str | None = None,
+              jobs: int | None = None, resume: bool = False, overwrite: bool = False,
+              scheduler: str | None = None, progress: str = "auto",
+              stream: IO[str] | None = None, worker: Worker = check_one,
+              **executor_options: Any) -> BatchSummary:
+    """Check every plan under ``archive`` and stream one record per plan to ``output``.
+
+    Parameters
+    ----------
+    archive : path
+        Folder searched recursively.
+    output : str, optional
+        ``.jsonl`` or ``.csv`` file; standard output (JSONL) when omitted.
+    fmt : {"jsonl", "csv"}, optional
+        Overrides the format implied by ``output``'s extension.
+    protocols : iterable of str
+        Passed to the checker.
+    facts : FactsTable or path, optional
+        Per-plan indication, site, prior course (``--indication-from``).
+    jobs : int, optional
+        Local worker processes (default: all cores). Ignored with ``scheduler``.
+    resume : bool
+        Skip plans already in ``output`` (after cutting a half-written last record).
+    overwrite : bool
+        Replace an existing ``output``; without it or ``resume`` an existing file is an error.
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a Dask scheduler: run there instead of local processes.
+    progress : {"auto", "bar", "lines", "off"}
+    stream : text stream, optional
+        Where progress and the summary go (standard error by default).
+    worker : callable
+        The per-plan function (:func:`check_one`); must be importable by worker processes.
+    executor_options
+        Passed to :func:`run_local` or :func:`run_dask` (``inflight``, ``start_method``...).
+
+    Returns
+    -------
+    BatchSummary
+        Its :attr:`~BatchSummary.exit_code` is the command's.
+
+    Raises
+    ------
+    InputError
+        Bad archive, facts file or output file (nothing is checked then).
+    """
+    stream = stream if stream is not None else sys.stderr
+    table = load_facts(facts) if isinstance(facts, (str, os.PathLike)) else facts
+    sink = open_sink(output, fmt, resume=resume, overwrite=overwrite)
+    summary = BatchSummary(output=output)
+    started = time.monotonic()
+    try:
+        show = progress != "off"
+        tty = show and getattr(stream, "isatty", lambda: False)() and progress in ("auto", "bar")
+
+        def scanning(n: int) -> None:
+            if tty and n % 200 == 0:
+                stream.write(f"\rscanning {archive}: {n} files")
+                stream.flush()
+
+        found = discover(archive, on_file=scanning)
+        if tty:
+            stream.write("\r" + " " * 60 + "\r")
+        summary.discovery = found
+        todo_bad = [b for b in found.bad_files if b.key not in sink.done]
+        todo = [g for g in found.groups if g.key not in sink.done]
+        summary.already_done = (len(found.groups) + len(found.bad_files)
+                                - len(todo) - len(todo_bad))
+        bar = Progress(len(todo) + len(todo_bad), stream, progress if show else "off")
+
+        def emit(task: PlanTask | None, rec: dict) -> None:
+            if rec["key"] in sink.done:  # never write a plan twice
+                return
+            sink.write(rec)
+            summary.add(rec)
+            bar.update(rec)
+
+        for bad in todo_bad:
+            emit(None, bad_file_record(bad))
+        tasks = (PlanTask(g, tuple(protocols),
+                          table.lookup(g.plan_uid, g.patient_id) if table else None)
+                 for g in todo)
+        if scheduler:
+            run_dask(tasks, emit, scheduler=scheduler, worker=worker, **executor_options)
+        elif todo:
+            run_local(tasks, emit, jobs=jobs or default_jobs(), worker=worker,
+                      **executor_options)
+        bar.close()
+        if table is not None:
+            summary.unused_facts = table.unused()
+    finally:
+        sink.close()
+        summary.elapsed = time.monotonic() - started
+    return summary

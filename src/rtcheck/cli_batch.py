@@ -1,0 +1,97 @@
+"""``rtcheck batch``: QA of every plan in an archive, resumable, parallel, optionally on Dask."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rtcheck.batch import EXIT_USAGE, default_jobs, load_facts, run_batch
+from rtcheck.errors import RTCheckError
+
+#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str) -> None:
+    click.echo(f"rtcheck: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _check_protocols(protocols: tuple[str, ...]) -> None:
+    """Load each protocol once in the parent, so a typo is a usage error before any work."""
+    try:
+        from rtcheck.protocols import load_protocol
+    except ImportError:  # pragma: no cover - protocols module not installed
+        return
+    for name in protocols:
+        load_protocol(name)
+
+
+@click.command("batch")
+@click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
+              help="Protocol to check against (repeatable; default: the checker's default).")
+@click.option("--indication-from", "facts", type=click.Path(exists=True, dir_okay=False),
+              help="CSV or JSON of per-plan facts keyed by plan_uid or patient_id: indication, "
+                   "site, prior_summary...")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help=f"Local worker processes [default: all cores, here {default_jobs()}].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="results.jsonl (one record per plan) or results.csv (one row per finding); "
+                   "default: JSONL on standard output.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Output format when the file name does not say it.")
+@click.option("--resume", is_flag=True,
+              help="Continue OUTPUT: skip the plans already in it, never write one twice.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Run on this Dask distributed scheduler (needs rtcheck[dask]).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary remains).")
+def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler, quiet):
+    """Check every plan under ARCHIVE and stream one result per plan.
+
+    ARCHIVE is searched recursively: nested patient and course folders, files with or
+    without extension, CT/MR slices mixed in, duplicate copies. Headers alone group each
+    RTPLAN with its RTDOSE(s) and RTSTRUCT by UID; a plan without dose or structures is
+    still checked (what needs them is NOT_EVALUATED) and its record says what is missing.
+    A file that claims to be DICOM but cannot be read is an ERROR record of its own.
+
+    Indication, site and prior course cannot be read from DICOM: give them with
+    --indication-from, or the rules that need them are NOT_EVALUATED, never guessed.
+
+    Each record is written and synced to disk as its plan finishes, so a killed run keeps
+    everything it wrote; --resume continues it. Progress (bar on a terminal, else one line
+    per plan) and the end summary go to standard error.
+
+    \b
+    Examples:
+      rtcheck batch /archive -o results.jsonl
+      rtcheck batch /archive -o results.csv --indication-from facts.csv --jobs 2
+      rtcheck batch /archive -o results.jsonl --resume
+      rtcheck batch /archive -o results.jsonl --scheduler tcp://10.0.0.5:8786
+
+    Exit codes: 0 no FAIL and no ERROR; 1 a plan FAILed; 2 bad usage or input;
+    4 a plan (or file) ERRORed, also when another FAILed; 130 interrupted.
+    """
+    if resume and overwrite:
+        _fail("--resume and --overwrite contradict each other")
+    if resume and not output:
+        _fail("--resume needs --output FILE")
+    if scheduler and jobs:
+        click.echo("rtcheck: note: --jobs is ignored with --scheduler (the cluster decides)",
+                   err=True)
+    try:
+        _check_protocols(protocols)
+        table = load_facts(facts) if facts else None
+        summary = run_batch(archive, output=output, fmt=fmt, protocols=protocols, facts=table,
+                            jobs=jobs, resume=resume, overwrite=overwrite, scheduler=scheduler,
+                            progress="off" if quiet else "auto")
+    except RTCheckError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("\nrtcheck: interrupted; every record written so far is kept"
+                   + (f": continue with --resume -o {output}" if output else ""), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo(summary.render(), err=True, nl=False)
+    sys.exit(summary.exit_code)

@@ -1,0 +1,512 @@
+"""``rtcheck batch``: discovery, per-plan records, streaming output, resume, errors, crashes.
+
+Archives are small synthetic exports written into tmp_path. The truth each test asserts is
+how the archive was built (which plan lacks its dose, which file was cut), never what the
+code happened to output before.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from rtcheck import batch as B
+from rtcheck.cli import main
+from rtcheck.errors import InputError
+
+PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
+DOSE_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+STRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+
+
+# --------------------------------------------------------------------------------------
+# A tiny archive builder (header-complete RT objects, a uniform dose of known value)
+# --------------------------------------------------------------------------------------
+
+
+def _base(sop_class: str, modality: str, patient: str, frame: str) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = sop_class
+    ds.Modality = modality
+    ds.PatientID = patient
+    ds.FrameOfReferenceUID = frame
+    return ds
+
+
+def _ref(sop_class: str, uid: str) -> Sequence:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = uid
+    return Sequence([item])
+
+
+def make_plan(folder: Path, patient: str, label: str, *, dose_gy: float = 20.0,
+              dose: bool = True, structures: bool = True, ct_slices: int = 0) -> dict:
+    """Write RTPLAN (+ RTDOSE uniform at ``dose_gy``, + RTSTRUCT, + CT slices without
+    extension) for one plan; returns the paths and UIDs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = generate_uid()
+    ss = _base(STRUCT_CLASS, "RTSTRUCT", patient, frame)
+    ss.StructureSetLabel = "SS"
+    roi = Dataset()
+    roi.ROINumber, roi.ROIName = 1, "SpinalCord"
+    ss.StructureSetROISequence = Sequence([roi])
+    contour = Dataset()
+    contour.ContourGeometricType, contour.NumberOfContourPoints = "CLOSED_PLANAR", 4
+    contour.ContourData = [-5, -5, 0, 5, -5, 0, 5, 5, 0, -5, 5, 0]
+    rc = Dataset()
+    rc.ReferencedROINumber, rc.ContourSequence = 1, Sequence([contour])
+    ss.ROIContourSequence = Sequence([rc])
+    plan = _base(PLAN_CLASS, "RTPLAN", patient, frame)
+    plan.RTPlanLabel = label
+    plan.ReferencedStructureSetSequence = _ref(STRUCT_CLASS, ss.SOPInstanceUID)
+    out = {"plan": folder / f"RP.{label}.dcm", "plan_uid": plan.SOPInstanceUID}
+    plan.save_as(out["plan"], enforce_file_format=True)
+    if structures:
+        out["structures"] = folder / f"RS.{label}.dcm"
+        ss.save_as(out["structures"], enforce_file_format=True)
+    if dose:
+        rd = _base(DOSE_CLASS, "RTDOSE", patient, frame)
+        rd.ReferencedRTPlanSequence = _ref(PLAN_CLASS, plan.SOPInstanceUID)
+        rd.DoseUnits, rd.DoseType, rd.DoseSummationType = "GY", "PHYSICAL", "PLAN"
+        n = 8
+        rd.Rows = rd.Columns = rd.NumberOfFrames = n
+        rd.PixelSpacing = [4.0, 4.0]
+        rd.ImagePositionPatient = [-14.0, -14.0, -14.0]
+        rd.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        rd.GridFrameOffsetVector = [4.0 * k for k in range(n)]
+        rd.BitsAllocated = rd.BitsStored = 32
+        rd.HighBit, rd.PixelRepresentation, rd.SamplesPerPixel = 31, 0, 1
+        rd.PhotometricInterpretation = "MONOCHROME2"
+        rd.DoseGridScaling = dose_gy / 1e6
+        rd.PixelData = np.full((n, n, n), 1_000_000, dtype=np.uint32).tobytes()
+        out["dose"] = folder / f"RD.{label}.dcm"
+        out["dose_uid"] = rd.SOPInstanceUID
+        rd.save_as(out["dose"], enforce_file_format=True)
+    for k in range(ct_slices):
+        im = _base(CT_CLASS, "CT", patient, frame)
+        im.Rows = im.Columns = 4
+        im.BitsAllocated = im.BitsStored = 16
+        im.HighBit, im.PixelRepresentation, im.SamplesPerPixel = 15, 1, 1
+        im.PhotometricInterpretation = "MONOCHROME2"
+        im.PixelData = np.zeros((4, 4), np.int16).tobytes()
+        im.save_as(folder / f"CT{k:03d}", enforce_file_format=True)
+    return out
+
+
+#: Dose above which the stand-in checker fails a plan (Gy).
+LIMIT_GY = 25.0
+
+
+def standin_check(task: B.PlanTask) -> dict:
+    """A stand-in per-plan worker: reads the plan's files in full and fails a plan whose
+    uniform dose exceeds LIMIT_GY; NOT_EVALUATED without a dose. Module-level, so worker
+    processes can import it."""
+    import pydicom
+
+    rec = B.base_record(task.group, task.facts)
+    try:
+        for path in task.group.files:
+            pydicom.dcmread(path)
+        if not task.group.dose_paths:
+            rec["verdict"] = "NOT_EVALUATED"
+        else:
+            ds = pydicom.dcmread(task.group.dose_paths[0])
+            values = ds.pixel_array * float(ds.DoseGridScaling)
+            dmax = float(values.max())
+            rec["verdict"] = "FAIL" if dmax > LIMIT_GY else "PASS"
+            rec["findings"] = [{"rule": "dmax", "structure": "SpinalCord", "metric": "Dmax",
+                                "value": dmax, "limit": LIMIT_GY, "unit": "Gy",
+                                "status": rec["verdict"]}]
+    except Exception as exc:
+        rec.update(verdict="ERROR", error=f"{exc}")
+    rec["seconds"] = 0.01
+    return rec
+
+
+def crashing_check(task: B.PlanTask) -> dict:
+    """Kills its worker process on the plan labelled CRASH, like a segfault would."""
+    if task.group.plan_label == "CRASH":
+        os._exit(11)
+    return standin_check(task)
+
+
+def raising_check(task: B.PlanTask) -> dict:
+    """Raises (instead of returning an ERROR record) on the plan labelled RAISE."""
+    if task.group.plan_label == "RAISE":
+        raise ValueError("something broke")
+    return standin_check(task)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------------------
+# The corrupt archive: everything reported, the rest checked
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def corrupt_archive(tmp_path: Path) -> tuple[Path, dict]:
+    root = tmp_path / "archive"
+    made = {
+        "pass": make_plan(root / "PAT1" / "course1", "PAT1", "OK20", dose_gy=20, ct_slices=3),
+        "fail": make_plan(root / "PAT2" / "course1" / "export", "PAT2", "HOT30", dose_gy=30),
+        "nodose": make_plan(root / "PAT3", "PAT3", "NODOSE", dose=False),
+        "nostruct": make_plan(root / "PAT4", "PAT4", "NOSTRUCT", structures=False),
+        "cutdose": make_plan(root / "PAT5", "PAT5", "CUTDOSE"),
+        "cutplan": make_plan(root / "PAT6", "PAT6", "CUTPLAN"),
+    }
+    # A dose file cut in its pixel data (header intact): found, then fails to load.
+    data = made["cutdose"]["dose"].read_bytes()
+    made["cutdose"]["dose"].write_bytes(data[: len(data) - 700])
+    # A plan file cut in its header.
+    data = made["cutplan"]["plan"].read_bytes()
+    made["cutplan"]["plan"].write_bytes(data[:200])
+    rng = np.random.default_rng(5)
+    (root / "junk").mkdir()
+    (root / "junk" / "random.dcm").write_bytes(rng.bytes(3000))
+    (root / "junk" / "noextension").write_bytes(rng.bytes(3000))
+    (root / "junk" / "notes.txt").write_text("not DICOM")
+    # A duplicate copy of a whole plan folder (same UIDs).
+    shutil.copytree(root / "PAT1" / "course1", root / "PAT1" / "course1-copy")
+    return root, made
+
+
+def test_discovery_groups_and_reports_every_problem(corrupt_archive):
+    root, made = corrupt_archive
+    found = B.discover(root)
+    by_label = {g.plan_label: g for g in found.groups}
+    assert set(by_label) == {"OK20", "HOT30", "NODOSE", "NOSTRUCT", "CUTDOSE"}
+    ok = by_label["OK20"]
+    assert ok.plan_uid == made["pass"]["plan_uid"]
+    assert ok.dose_uids == (made["pass"]["dose_uid"],)
+    assert ok.structure_path == str(made["pass"]["structures"])
+    assert ok.missing == ()
+    assert any("duplicate" in n and "course1-copy" in n for n in ok.notes)
+    assert by_label["NODOSE"].missing == ("RTDOSE",)
+    assert by_label["NODOSE"].dose_paths == ()
+    assert by_label["NOSTRUCT"].missing == ("RTSTRUCT",)
+    bad = {Path(b.path).name: b for b in found.bad_files}
+    assert set(bad) == {"random.dcm", made["cutplan"]["plan"].name}
+    assert bad["random.dcm"].key == "file:" + os.path.join("junk", "random.dcm")
+    # The cut plan's dose and structure set have no plan left to belong to.
+    assert any(str(made["cutplan"]["dose"]) in u for u in found.unattached)
+    assert any(str(made["cutplan"]["structures"]) in u for u in found.unattached)
+    # CT slices (3 + 3 copies) are skipped; random bytes without extension are not DICOM.
+    assert found.skipped["CT"] == 6
+    assert found.skipped["not DICOM"] == 2  # noextension, notes.txt
+
+
+def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
+    root, made = corrupt_archive
+    out = tmp_path / "results.jsonl"
+    summary = B.run_batch(root, output=str(out), jobs=2, worker=standin_check, progress="off")
+    records = read_jsonl(out)
+    by_label = {r["plan_label"]: r for r in records if r["plan_label"]}
+    assert by_label["OK20"]["verdict"] == "PASS"
+    assert by_label["HOT30"]["verdict"] == "FAIL"
+    assert by_label["NODOSE"]["verdict"] == "NOT_EVALUATED"
+    assert by_label["NODOSE"]["missing"] == ["RTDOSE"]
+    assert by_label["NOSTRUCT"]["missing"] == ["RTSTRUCT"]
+    assert by_label["CUTDOSE"]["verdict"] == "ERROR"
+    bad_files = [r for r in records if r["plan_uid"] is None]
+    assert sorted(Path(r["files"][0]).name for r in bad_files) == sorted(
+        ["random.dcm", made["cutplan"]["plan"].name])
+    assert all(r["verdict"] == "ERROR" and r["files"][0] in r["error"] for r in bad_files)
+    assert len(records) == 7
+    assert len({r["key"] for r in records}) == 7
+    # NOSTRUCT passes the stand-in (dose only); CUTDOSE and the two bad files are ERRORs.
+    assert summary.counts == {"PASS": 2, "FAIL": 1, "NOT_EVALUATED": 1, "ERROR": 3}
+    assert summary.exit_code == B.EXIT_ERROR
+
+
+# --------------------------------------------------------------------------------------
+# Workers that raise or crash
+# --------------------------------------------------------------------------------------
+
+
+def test_worker_exception_becomes_error_record_naming_the_file(tmp_path):
+    root = tmp_path / "a"
+    good = make_plan(root / "A", "A", "GOOD")
+    bad = make_plan(root / "B", "B", "RAISE")
+    out = tmp_path / "r.jsonl"
+    summary = B.run_batch(root, output=str(out), jobs=1, worker=raising_check, progress="off")
+    recs = {r["plan_label"]: r for r in read_jsonl(out)}
+    assert recs["GOOD"]["verdict"] == "PASS"
+    assert recs["RAISE"]["verdict"] == "ERROR"
+    assert recs["RAISE"]["error"] == f"{bad['plan']}: ValueError: something broke"
+    assert summary.exit_code == B.EXIT_ERROR
+    assert good
+
+
+def test_worker_crash_marks_only_the_crashing_plan(tmp_path):
+    root = tmp_path / "a"
+    for i in range(5):
+        make_plan(root / f"P{i}", f"P{i}", f"L{i}")
+    make_plan(root / "P9", "P9", "CRASH")
+    out = tmp_path / "r.jsonl"
+    summary = B.run_batch(root, output=str(out), jobs=2, worker=crashing_check,
+                          progress="off")
+    recs = read_jsonl(out)
+    assert len(recs) == 6 and len({r["key"] for r in recs}) == 6
+    verdicts = {r["plan_label"]: r["verdict"] for r in recs}
+    assert verdicts == {**{f"L{i}": "PASS" for i in range(5)}, "CRASH": "ERROR"}
+    crash = next(r for r in recs if r["plan_label"] == "CRASH")
+    assert "worker process died" in crash["error"] and crash["files"][0] in crash["error"]
+    assert summary.counts["ERROR"] == 1
+
+
+# --------------------------------------------------------------------------------------
+# Bounded in-flight work (memory flat as N grows)
+# --------------------------------------------------------------------------------------
+
+
+def echo_worker(task):
+    return {**B.base_record(task.group), "verdict": "PASS", "seconds": 0.0}
+
+
+def test_tasks_are_pulled_lazily_with_bounded_inflight():
+    groups = [B.PlanRef(f"1.2.{i}", "P", f"L{i}", f"/x/{i}") for i in range(40)]
+    pulled = 0
+    max_ahead = 0
+    emitted: list[str] = []
+
+    def source():
+        nonlocal pulled, max_ahead
+        for g in groups:
+            pulled += 1
+            max_ahead = max(max_ahead, pulled - len(emitted))
+            yield B.PlanTask(g)
+
+    B.run_local(source(), lambda task, rec: emitted.append(rec["key"]), jobs=2,
+                worker=echo_worker, inflight=3)
+    assert sorted(emitted) == sorted(g.key for g in groups)
+    assert max_ahead <= 3
+
+
+# --------------------------------------------------------------------------------------
+# Output sinks and resume
+# --------------------------------------------------------------------------------------
+
+
+def _record(i: int, findings: int = 2, verdict: str = "PASS") -> dict:
+    group = B.PlanRef(f"1.2.3.{i}", f"PAT{i}", f"L{i}", f"/a/{i}/RP.dcm", (f"/a/{i}/RD.dcm",),
+                        (f"1.2.4.{i}",), f"/a/{i}/RS.dcm")
+    rec = B.base_record(group)
+    rec.update(verdict=verdict, seconds=0.1, findings=[
+        {"rule": f"r{k}", "structure": "SpinalCord", "value": 1.5, "limit": 2.0, "unit": "Gy",
+         "reason": "line one\nline two"} for k in range(findings)])
+    return rec
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_cuts_a_half_written_record_and_never_duplicates(tmp_path, fmt):
+    out = tmp_path / f"r.{fmt}"
+    sink = B.open_sink(str(out))
+    for i in range(3):
+        sink.write(_record(i))
+    sink.close()
+    whole = out.read_bytes()
+    # Killed in the middle of the 4th record.
+    fourth = B.open_sink(str(tmp_path / f"x.{fmt}")).lines(_record(3))
+    out.write_bytes(whole + fourth[: len(fourth) // 2 + 3])
+    sink = B.open_sink(str(out), resume=True)
+    assert sink.done == {_record(i)["key"] for i in range(3)}
+    assert out.read_bytes() == whole  # the fragment was cut off
+    sink.write(_record(3))
+    sink.close()
+    if fmt == "jsonl":
+        keys = [r["key"] for r in read_jsonl(out)]
+    else:
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert len(rows) == 8  # 2 findings per plan, one row each
+        assert all(r["reason"] == "line one / line two" for r in rows)
+        keys = [r["key"] for r in rows if r["row"] == "1"]
+    assert keys == [_record(i)["key"] for i in range(4)]
+
+
+def test_csv_resume_cuts_a_plan_whose_rows_are_incomplete(tmp_path):
+    out = tmp_path / "r.csv"
+    sink = B.open_sink(str(out))
+    sink.write(_record(0, findings=3))
+    sink.close()
+    whole = out.read_bytes()
+    two_of_three = b"".join(B.CsvSink.lines(sink, _record(1, findings=3)).splitlines(True)[:2])
+    out.write_bytes(whole + two_of_three)  # killed between two complete rows
+    sink = B.open_sink(str(out), resume=True)
+    sink.close()
+    assert sink.done == {_record(0)["key"]}
+    assert out.read_bytes() == whole
+
+
+def test_plan_without_findings_still_has_a_csv_row(tmp_path):
+    out = tmp_path / "r.csv"
+    sink = B.open_sink(str(out))
+    sink.write(_record(0, findings=0, verdict="ERROR"))
+    sink.close()
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 1 and rows[0]["verdict"] == "ERROR" and rows[0]["rule"] == ""
+
+
+def test_resume_refuses_a_foreign_or_damaged_file(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    with pytest.raises(B.ResumeError, match="line 2"):
+        B.open_sink(str(out), resume=True)
+    other = tmp_path / "r.csv"
+    other.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(B.ResumeError, match="header"):
+        B.open_sink(str(other), resume=True)
+
+
+def test_existing_output_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"key": "a"}\n')
+    with pytest.raises(InputError, match="--resume"):
+        B.open_sink(str(out))
+    B.open_sink(str(out), overwrite=True).close()
+    assert out.read_text() == ""
+
+
+def test_resume_skips_plans_already_done(tmp_path):
+    root = tmp_path / "a"
+    for i in range(4):
+        make_plan(root / f"P{i}", f"P{i}", f"L{i}")
+    out = tmp_path / "r.jsonl"
+    B.run_batch(root, output=str(out), jobs=1, worker=standin_check, progress="off")
+    lines = out.read_text().splitlines(True)
+    out.write_text("".join(lines[:2]))
+    summary = B.run_batch(root, output=str(out), jobs=1, worker=standin_check,
+                          progress="off", resume=True)
+    assert summary.already_done == 2 and summary.checked == 2
+    keys = [r["key"] for r in read_jsonl(out)]
+    assert len(keys) == 4 and len(set(keys)) == 4
+
+
+# --------------------------------------------------------------------------------------
+# Facts file
+# --------------------------------------------------------------------------------------
+
+
+def test_facts_csv_plan_uid_wins_over_patient_id(tmp_path):
+    f = tmp_path / "facts.csv"
+    f.write_text("patient_id,plan_uid,indication,site,prior_summary\n"
+                 "PAT1,,pain,spine,\n"
+                 ",1.2.3,reirradiation,spine,30Gy/10 2025-01-10\n")
+    table = B.load_facts(f)
+    assert table.lookup("1.2.3", "PAT1") == {"indication": "reirradiation", "site": "spine",
+                                             "prior_summary": "30Gy/10 2025-01-10",
+                                             "matched_by": "plan_uid"}
+    assert table.lookup("9.9", "PAT1") == {"indication": "pain", "site": "spine",
+                                           "matched_by": "patient_id"}
+    assert table.lookup("9.9", "PAT2") is None
+    assert table.unused() == []
+
+
+def test_facts_json_mapping_and_errors(tmp_path):
+    f = tmp_path / "facts.json"
+    f.write_text(json.dumps({"PAT7": {"indication": "oligometastatic", "site": "sacrum"}}))
+    table = B.load_facts(f)
+    assert table.lookup("1.2", "PAT7")["site"] == "sacrum"
+    assert table.lookup("PAT7", None)["matched_by"] == "plan_uid"
+    dup = tmp_path / "dup.csv"
+    dup.write_text("patient_id,indication\nPAT1,pain\nPAT1,fracture\n")
+    with pytest.raises(InputError, match="line 3: PAT1 appears twice"):
+        B.load_facts(dup)
+    nokey = tmp_path / "nokey.csv"
+    nokey.write_text("indication\npain\n")
+    with pytest.raises(InputError, match="plan_uid or patient_id"):
+        B.load_facts(nokey)
+
+
+def test_facts_reach_the_worker(tmp_path):
+    root = tmp_path / "a"
+    made = make_plan(root / "P", "PAT1", "L1")
+    f = tmp_path / "facts.csv"
+    f.write_text("patient_id,indication,site\nPAT1,pain,spine\nPAT404,pain,spine\n")
+    out = tmp_path / "r.jsonl"
+    summary = B.run_batch(root, output=str(out), jobs=1, worker=standin_check,
+                          progress="off", facts=str(f))
+    (rec,) = read_jsonl(out)
+    assert rec["plan_uid"] == made["plan_uid"]
+    assert rec["facts"] == {"indication": "pain", "site": "spine", "matched_by": "patient_id"}
+    assert summary.unused_facts == ["patient_id PAT404"]
+
+
+# --------------------------------------------------------------------------------------
+# Progress, summary, exit codes, command line
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("counts, code", [
+    ({"PASS": 3}, 0), ({"PASS": 1, "NOT_EVALUATED": 2}, 0), ({"FAIL": 1, "PASS": 1}, 1),
+    ({"ERROR": 1}, 4), ({"ERROR": 1, "FAIL": 2}, 4)])
+def test_exit_codes(counts, code):
+    s = B.BatchSummary()
+    s.counts.update(counts)
+    assert s.exit_code == code
+
+
+def test_progress_lines_and_bar():
+    out = io.StringIO()
+    p = B.Progress(2, out, "auto")  # StringIO is not a terminal: one line per plan
+    assert p.mode == "lines"
+    p.update({"verdict": "FAIL", "patient_id": "PAT1", "plan_label": "L1", "seconds": 1.25})
+    p.update({"verdict": "ERROR", "files": ["/a/x.dcm"], "error": "/a/x.dcm: bad"})
+    assert out.getvalue().splitlines() == ["[1/2] FAIL          PAT1 / L1 (1.2 s)",
+                                           "[2/2] ERROR         /a/x.dcm: /a/x.dcm: bad"]
+    bar = B.Progress(10, io.StringIO(), "bar")
+    bar.done, bar.counts["PASS"] = 5, 5
+    text = bar.bar_text(100)
+    assert "5/10" in text and "50%" in text and "PASS 5" in text and "ETA" in text
+    assert len(text) < 100
+
+
+def test_summary_lists_counts_and_slowest():
+    s = B.BatchSummary()
+    for i, secs in enumerate([0.5, 3.0, 1.0, 7.0, 0.1, 2.0, 4.0]):
+        s.add({"verdict": "PASS", "patient_id": f"P{i}", "plan_label": "L", "seconds": secs,
+               "files": ["x"]})
+    text = s.render()
+    assert "7 plans checked" in text
+    assert "slowest: P3 / L 7.0 s; P6 / L 4.0 s; P1 / L 3.0 s; P5 / L 2.0 s; P2 / L 1.0 s" in text
+
+
+def test_cli_usage_errors(tmp_path):
+    runner = CliRunner()
+    (tmp_path / "a").mkdir()
+    r = runner.invoke(main, ["batch", str(tmp_path / "a"), "--resume"])
+    assert r.exit_code == 2 and "--resume needs --output" in r.output
+    existing = tmp_path / "r.jsonl"
+    existing.write_text('{"key": "x"}\n')
+    r = runner.invoke(main, ["batch", str(tmp_path / "a"), "-o", str(existing)])
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = runner.invoke(main, ["batch", str(tmp_path / "a"), "-o", str(tmp_path / "r.txt")])
+    assert r.exit_code == 2 and ".jsonl or .csv" in r.output
+    r = runner.invoke(main, ["batch", str(tmp_path / "nope")])
+    assert r.exit_code == 2
+
+
+def test_cli_empty_archive(tmp_path):
+    (tmp_path / "a").mkdir()
+    r = CliRunner().invoke(main, ["batch", str(tmp_path / "a"), "-o", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert "0 plans checked" in r.output
