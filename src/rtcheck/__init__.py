@@ -20,6 +20,19 @@ from rtcheck.roles import RoleMap, RoleMatch, match_roles
 
 __version__ = "0.1.0"
 
+# The DICOM readers import pydicom (~0.4 s): loaded on first use, so that commands that do
+# not read DICOM (convert, protocols, --version) start fast.
+_DICOM_API = ("load_plan", "read_dose", "read_plan", "read_structure_set")
+
+
+def __getattr__(name: str):
+    if name in _DICOM_API:
+        from rtcheck import dicom
+
+        return getattr(dicom, name)
+    raise AttributeError(f"module 'rtcheck' has no attribute {name!r}")
+
+
 __all__ = [
     "Contour",
     "DoseGrid",
@@ -36,7 +49,11 @@ __all__ = [
     "Structure",
     "StructureSet",
     "__version__",
+    "load_plan",
     "load_protocol",
     "match_roles",
+    "read_dose",
+    "read_plan",
+    "read_structure_set",
     "shipped_protocols",
 ]

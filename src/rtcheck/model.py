@@ -183,6 +183,7 @@ class Plan:
     referenced_structure_set_uid: str | None = None
     frame_of_reference_uid: str | None = None
     path: str | None = None
+    notes: list[str] = field(default_factory=list)  # how prescription etc. were derived
 
     @property
     def fractions(self) -> int | None:
