@@ -108,7 +108,7 @@ def _ok(flag: bool | None) -> str:
 def print_rows(rows: list[NelmsRow], tools: dict[str, dict[str, dict]]) -> None:
     headers = ["row", "metric", "expected"]
     for name in tools:
-        headers += [name, "err", "err%", ""]
+        headers += [name, "err", "err%", "pass"]
     table = []
     for row in rows:
         for metric in METRICS:
