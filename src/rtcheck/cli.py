@@ -28,6 +28,10 @@ from rtcheck.cli_protocols import protocols  # noqa: E402
 
 main.add_command(protocols)
 
+from rtcheck.cli_dvh import dvh  # noqa: E402
+
+main.add_command(dvh)
+
 from rtcheck.cli_batch import batch  # noqa: E402
 
 main.add_command(batch)
