@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 
 from rtcheck import synthetic as syn
 from rtcheck.cli import main
-from rtcheck.dicom import load_plan, read_dose, read_structure_set
+from rtcheck.dicom import load_plan, read_dose, read_plan, read_structure_set
 from rtcheck.errors import InputError
 
 FRAME = syn.make_uid("bad-input", "frame")
@@ -34,8 +34,8 @@ def write_case(folder: Path, *, beams: int = 1, summation: str = "PLAN",
     rs = syn.structure_set_dataset(rois, types={"PTV": "PTV"}, frame_uid=FRAME)
     rp = syn.plan_dataset("BAD", 3, 6.0, beams=syn.default_beams((0, 90, 180)[:beams]),
                           structure_set_uid=rs.SOPInstanceUID, frame_uid=FRAME)
-    out = {"plan": syn.write(rp, folder / "RP.dcm"), "structures": syn.write(rs, folder / "RS.dcm"),
-           "doses": []}
+    out = {"plan": syn.write(rp, folder / "RP.dcm"),
+           "structures": syn.write(rs, folder / "RS.dcm"), "doses": []}
     numbers = [b.BeamNumber for b in rp.BeamSequence] if summation == "BEAM" else [None]
     for n in numbers:
         rd = syn.dose_dataset_from_function(dose_field, (-10, -10, -9), (10, 10, 9), (2, 2, 3),
@@ -205,3 +205,34 @@ def test_odd_contours_are_reported_not_fatal():
     assert "'Tilted' (1): 1 contour(s) not on an axial plane" in text
     assert "fewer than 3 points" in text and "OPEN_PLANAR" in text
     assert "'Tilted' (1) is empty" not in text
+
+
+@pytest.mark.parametrize("kind", ["RTSTRUCT", "RTPLAN", "RTDOSE"])
+def test_every_cut_inside_an_element_is_reported_as_truncated(tmp_path, kind):
+    files = write_case(tmp_path)
+    source = {"RTSTRUCT": files["structures"], "RTPLAN": files["plan"],
+              "RTDOSE": files["doses"][0]}[kind]
+    reader = {"RTSTRUCT": read_structure_set, "RTPLAN": read_plan, "RTDOSE": read_dose}[kind]
+    blob = source.read_bytes()
+    ds = pydicom.dcmread(source)
+    boundaries = {ds.get_item(t).value_tell + ds.get_item(t).length for t in ds.keys()}
+    cut_file = tmp_path / "cut.dcm"
+    for cut in range(200, len(blob), 13):
+        cut_file.write_bytes(blob[:cut])
+        if cut in boundaries:  # a cut between two elements: may still read (or not)
+            try:
+                reader(cut_file)
+            except InputError:
+                pass
+            continue
+        with pytest.raises(InputError, match="truncated"):
+            reader(cut_file)
+
+
+def test_structure_set_cut_before_its_contours(tmp_path):
+    path = write_case(tmp_path)["structures"]
+    ds = pydicom.dcmread(path)
+    roi = ds.get_item(0x30060020)  # StructureSetROISequence: the file is cut after it
+    path.write_bytes(path.read_bytes()[:roi.value_tell + roi.length])
+    with pytest.raises(InputError, match="no ROIContourSequence"):
+        read_structure_set(path)

@@ -423,3 +423,24 @@ def test_structures_and_dose_without_plan(tmp_path):
     assert data.plan is None
     assert data.structure_set.names() == ["PTV", "Cord"]
     assert any("no RTPLAN" in w and "fractions is unknown" in w for w in data.warnings)
+
+
+def test_explicit_dose_selects_its_plan_among_several(tmp_path):
+    write_plan(tmp_path / "1", "ALPHA")
+    beta = write_plan(tmp_path / "2", "BETA")
+    data = load_plan(tmp_path, dose=beta["doses"][0])
+    assert data.plan.label == "BETA"
+
+
+@pytest.mark.parametrize("convention, warned", [("dicom", False), ("z", True)])
+def test_feet_first_dose_away_from_the_targets_is_flagged(tmp_path, convention, warned):
+    files = write_plan(tmp_path)
+    rp = pydicom.dcmread(files["plan"])
+    # "z": offsets added along +z although the FFS normal is -z (a non-conforming writer);
+    # read per DICOM, that grid lands below the targets.
+    rd = syn.dose_dataset_from_function(linear_dose, LO, HI, STEP, orientation="FFS",
+                                        frame_convention=convention,
+                                        plan_uid=rp.SOPInstanceUID, frame_uid=FRAME)
+    syn.write(rd, files["doses"][0])
+    data = load_plan(tmp_path)
+    assert any("no target ROI (PTV)" in w for w in data.warnings) == warned

@@ -145,7 +145,7 @@ def _read(path: PathLike, header_only: bool = False, named: bool = True) -> Data
                              where) from exc
     if any("EOF" in str(w.message) or "end of file" in str(w.message).lower() for w in caught):
         raise InputError("truncated DICOM file (ends inside a sequence)", where)
-    _check_complete(ds, where, size)
+    _check_complete(ds, where, size, whole_file=not header_only)
     if not has_meta and not (ds.get("SOPClassUID") or ds.get("Modality")):
         if named:
             raise InputError("not a DICOM file (no SOP class, no modality)", where)
@@ -153,22 +153,30 @@ def _read(path: PathLike, header_only: bool = False, named: bool = True) -> Data
     return ds
 
 
-def _check_complete(ds: Dataset, where: str, size: int) -> None:
+def _check_complete(ds: Dataset, where: str, size: int, whole_file: bool) -> None:
     """Raise if the file ended inside its last data element.
 
-    pydicom reads a truncated file without complaint and keeps the short value; the last
-    element's declared length then exceeds the bytes that were read.
+    pydicom reads a truncated file without complaint: it keeps a short last value, and
+    ignores fewer than 8 trailing bytes (a cut element header). The last element's declared
+    length then exceeds the bytes read, or (whole-file reads) ends short of the file's end.
+    A cut exactly between two elements is invisible here; the readers then report the
+    mandatory sequences that are missing.
     """
     tags = list(ds.keys())
     if not tags:
         raise InputError("truncated or empty DICOM file (no data elements)", where)
     elem = ds.get_item(tags[-1])
-    if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED_LENGTH:
-        value = elem.value
-        if isinstance(value, (bytes, bytearray)) and len(value) < elem.length:
-            raise InputError(
-                f"truncated DICOM file ({size} bytes; element {elem.tag} needs "
-                f"{elem.length} bytes, {len(value)} present)", where)
+    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+        return
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)) and len(value) < elem.length:
+        raise InputError(
+            f"truncated DICOM file ({size} bytes; element {elem.tag} needs "
+            f"{elem.length} bytes, {len(value)} present)", where)
+    leftover = size - (elem.value_tell + elem.length)
+    if whole_file and 0 < leftover < 8:
+        raise InputError(f"truncated DICOM file ({size} bytes; it ends inside the header of "
+                         f"the element after {elem.tag})", where)
 
 
 def _dataset(source: PathLike | Dataset, header_only: bool = False) -> tuple[Dataset, str | None]:
@@ -360,11 +368,17 @@ def read_structure_set(source: PathLike | Dataset) -> StructureSet:
     Raises
     ------
     InputError
-        Not an RTSTRUCT, or a truncated or unreadable file.
+        Not an RTSTRUCT; a truncated or unreadable file; no StructureSetROISequence or
+        ROIContourSequence (both mandatory).
     """
     ds, where = _dataset(source)
     _expect(ds, "RTSTRUCT", where)
+    for keyword in ("StructureSetROISequence", "ROIContourSequence"):
+        if keyword not in ds:  # both Type 1: missing means a cut or incomplete file
+            raise InputError(f"RTSTRUCT has no {keyword} (incomplete or truncated file)", where)
     warn: list[str] = []
+    if "RTROIObservationsSequence" not in ds:
+        warn.append("no RTROIObservationsSequence (incomplete file?): ROI types are unknown")
     structures: dict[int, Structure] = {}
     for item in ds.get("StructureSetROISequence") or []:
         number = _int(item.get("ROINumber"))
@@ -502,6 +516,8 @@ def read_plan(source: PathLike | Dataset) -> Plan:
         raise InputError("RTPLAN has no SOPInstanceUID", where)
     notes: list[str] = []
     groups = _fraction_groups(ds)
+    if not groups:
+        notes.append("plan has no FractionGroupSequence: the number of fractions is unknown")
     if len(groups) > 1:
         notes.append(f"plan has {len(groups)} fraction groups: the number of fractions is "
                      "not a single number")
@@ -781,7 +797,8 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
     plan_uids = {p.sop_instance_uid for p in plans}
     groups = []
     for p in plans:
-        g = PlanGroup(plan=p, doses=[d for d in doses if d.referenced_plan_uid == p.sop_instance_uid])
+        g = PlanGroup(plan=p, doses=[d for d in doses
+                                     if d.referenced_plan_uid == p.sop_instance_uid])
         if not g.doses:
             g.missing.append("dose: no RTDOSE references this plan")
         ref = p.referenced_structure_set_uid
@@ -940,8 +957,9 @@ def _select_doses(headers: list[FileHeader], explicit: bool, notes: list[str]
                                  headers[0].path)
             unused = [h for h in headers if h not in chosen]
             if unused:
-                notes.append(f"{len(unused)} other dose file(s) ({', '.join(sorted(kinds - set(family)))})"
-                             f" not used: the {chosen[0].summation} dose is preferred")
+                others = ", ".join(sorted(kinds - set(family)))
+                notes.append(f"{len(unused)} other dose file(s) ({others}) not used: the "
+                             f"{chosen[0].summation} dose is preferred")
             return family[0], chosen
     raise AssertionError("unreachable")
 
@@ -959,6 +977,8 @@ def _build_dose(headers: list[FileHeader], plan: Plan | None, plan_header: FileH
     else:
         header = _only_one(chosen, family)
         dose, per_session = read_dose(header.path), family == "FRACTION"
+        if header.summation == "MULTI_PLAN":
+            notes.append("MULTI_PLAN dose: the summed dose of several plans, used as stored")
     if per_session:
         fractions = _fractions_for(plan, chosen[0].fraction_group)
         if fractions:
@@ -1080,6 +1100,10 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     given_structures = _explicit(structures, "RTSTRUCT")
     given_doses = _explicit(dose, "RTDOSE")
     groups = group_plans(records)
+    referenced = {h.referenced_plan_uid for h in given_doses}
+    if plan is None and len(referenced) == 1 and any(
+            g.plan and g.plan.sop_instance_uid in referenced for g in groups):
+        plan = referenced.pop()  # the dose given names its plan: no choice to make
     group = _choose_group(groups, plan, where, need_group=not (given_structures or given_doses))
     plan_header = group.plan if group else None
     if group is not None:
