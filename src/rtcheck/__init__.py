@@ -17,6 +17,21 @@ from rtcheck.model import (
 )
 from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
 from rtcheck.roles import RoleMap, RoleMatch, match_roles
+from rtcheck.radiobiology import (
+    Course,
+    RecoveryModel,
+    Scheme,
+    accumulate_courses,
+    alpha_beta_sensitivity,
+    bed,
+    eqd2,
+    eqd2_dvh,
+    eqd2_grid,
+    isoeffective_dose,
+    max_dose_per_fraction,
+    max_total_dose,
+    parse_scheme,
+)
 
 __version__ = "0.1.0"
 
@@ -35,6 +50,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Contour",
+    "Course",
     "DoseGrid",
     "FractionGroup",
     "InputError",
@@ -43,15 +59,27 @@ __all__ = [
     "PlanData",
     "Protocol",
     "RTCheckError",
+    "RecoveryModel",
     "RoleMap",
     "RoleMatch",
     "Rule",
+    "Scheme",
     "Structure",
     "StructureSet",
     "__version__",
+    "accumulate_courses",
+    "alpha_beta_sensitivity",
+    "bed",
+    "eqd2",
+    "eqd2_dvh",
+    "eqd2_grid",
+    "isoeffective_dose",
     "load_plan",
     "load_protocol",
     "match_roles",
+    "max_dose_per_fraction",
+    "max_total_dose",
+    "parse_scheme",
     "read_dose",
     "read_plan",
     "read_structure_set",

@@ -35,3 +35,7 @@ main.add_command(dvh)
 from rtcheck.cli_batch import batch  # noqa: E402
 
 main.add_command(batch)
+
+from rtcheck.cli_convert import convert  # noqa: E402
+
+main.add_command(convert)
