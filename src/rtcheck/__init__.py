@@ -15,6 +15,7 @@ from rtcheck.model import (
     Structure,
     StructureSet,
 )
+from rtcheck.checker import CheckResult, Finding, check
 from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
 from rtcheck.roles import RoleMap, RoleMatch, match_roles
 from rtcheck.radiobiology import (
@@ -49,9 +50,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "CheckResult",
     "Contour",
     "Course",
     "DoseGrid",
+    "Finding",
     "FractionGroup",
     "InputError",
     "MetricError",
@@ -67,6 +70,7 @@ __all__ = [
     "Structure",
     "StructureSet",
     "__version__",
+    "check",
     "accumulate_courses",
     "alpha_beta_sensitivity",
     "bed",

@@ -36,6 +36,10 @@ from rtcheck.cli_batch import batch  # noqa: E402
 
 main.add_command(batch)
 
+from rtcheck.cli_check import check_command  # noqa: E402
+
+main.add_command(check_command)
+
 from rtcheck.cli_convert import convert  # noqa: E402
 
 main.add_command(convert)
