@@ -141,7 +141,10 @@ def render_csv(report: dict, metrics: list[str]) -> str:
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file instead of standard output.")
-def dvh(paths, plan, structures, dose, names, metrics, fmt, output):
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also draw the cumulative DVHs of the structures shown (FILE.png, .svg "
+                   "or .pdf).")
+def dvh(paths, plan, structures, dose, names, metrics, fmt, output, plot):
     """DVH metrics of every structure of a plan.
 
     PATH is a folder (searched recursively) or a list of DICOM files; rtcheck pairs the
@@ -156,6 +159,7 @@ def dvh(paths, plan, structures, dose, names, metrics, fmt, output):
       rtcheck dvh sample_plans/spine-sbrt-27Gy3
       rtcheck dvh PLAN_DIR --structure SpinalCord --metric D0.035cc --format json
       rtcheck dvh --structures RS.dcm --dose RD.dcm --metric "V20Gy[%]"
+      rtcheck dvh PLAN_DIR --structure SpinalCord --structure PTV --plot dvh.png
 
     Exit codes: 0 ok; 2 bad input (the message names the file and the problem).
     """
@@ -191,3 +195,17 @@ def dvh(paths, plan, structures, dose, names, metrics, fmt, output):
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+    if plot:
+        write_plot(plot, dvhs, report)
+
+
+def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
+    """Draw the DVHs to ``path`` (format from its suffix); a bad suffix exits with code 2."""
+    from rtcheck.plotting import save_dvh_plot  # matplotlib only when a plot is asked for
+
+    plan = report["plan"]
+    title = "Cumulative DVH" + (f": plan {plan['label']}" if plan and plan["label"] else "")
+    try:
+        save_dvh_plot(dvhs, path, title=title)
+    except (ValueError, OSError) as exc:
+        fail(f"{path}: cannot write the plot: {exc}")

@@ -1,0 +1,870 @@
+"""The HTML report of a plan check, the batch index, and de-identification of any output.
+
+One report is one self-contained HTML file, meant to be read on screen, printed (also in
+greyscale) and filed as a QA record:
+
+* the plan's identity and the overall verdict at the top, in colour *and* in words and
+  symbols with distinct borders (so it reads in greyscale print);
+* the findings, failures first (FAIL, NOT_EVALUATED, WARN, PASS);
+* the cumulative DVH of the structures the rules used, each limit drawn at its point, and
+  for a re-irradiation the EQD2 panel (see :mod:`rtcheck.plotting`);
+* a QA-record footer: protocol ids, versions and file SHA-256, rtcheck version, input files
+  and their SHA-256, time of the check.
+
+Nothing in the page refers outside it: no network, no fonts, no external CSS, scripts or
+images. Plots are inline SVG (or PNG as a ``data:`` URI); styles and the few lines of script
+of the batch index are inline. Every text taken from the inputs is escaped.
+
+matplotlib is imported only when a plot is drawn (inside :mod:`rtcheck.plotting`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import html
+import json
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from rtcheck.dvh import DVH
+
+#: Finding statuses in report order: what needs attention first.
+STATUS_ORDER = ("FAIL", "NOT_EVALUATED", "WARN", "PASS")
+#: Batch verdicts in index order.
+BATCH_ORDER = ("ERROR", "FAIL", "NOT_EVALUATED", "WARN", "PASS")
+SYMBOLS = {"PASS": "\u2714", "FAIL": "\u2716", "ERROR": "\u2716", "WARN": "!",
+           "NOT_EVALUATED": "?"}
+FINDING_KEYS = ("rule", "structure", "role", "metric", "value", "limit", "unit", "alpha_beta",
+                "model", "status", "reason", "source")
+#: Finding keys shown in their own place rather than in the details under the reason.
+SHOWN_ELSEWHERE = ("protocol", "kind", "operator", "cites")
+OPERATORS = {"<": "&lt;", "<=": "\u2264", ">": "&gt;", ">=": "\u2265", "==": "="}
+REMOVED = "[removed]"
+DASH = "\u2014"
+
+# ======================================================================================
+# De-identification
+# ======================================================================================
+
+#: Keys (compared lower-case, without separators) whose values identify a patient or name a
+#: person: dropped by :func:`deidentify`. Structure, plan and protocol ``name`` keys stay.
+IDENTIFYING_KEYS = frozenset({
+    "patient", "patientname", "patientsname", "patientid", "patientsid", "otherpatientids",
+    "otherpatientnames", "patientbirthdate", "patientsbirthdate", "birthdate", "dateofbirth",
+    "dob", "patientbirthtime", "patientsbirthtime", "patientsex", "patientssex", "patientage",
+    "patientsage", "patientaddress", "patientsaddress", "patienttelephonenumbers",
+    "patientmothersbirthname", "medicalrecordlocator", "accessionnumber",
+    "referringphysicianname", "referringphysiciansname", "performingphysicianname",
+    "physiciansofrecord", "operatorsname", "operatorname", "reviewername", "issuerofpatientid",
+})
+#: Identifying values shorter than this are dropped from their keys but not searched for
+#: inside other texts (a patient ID "12" would otherwise erase every 12 of the report).
+MIN_TERM_LENGTH = 3
+
+
+def _norm_key(key: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())
+
+
+def _is_identifying(key: Any) -> bool:
+    k = _norm_key(key)
+    # DICOM UIDs (plan, study, SOP instance, frame of reference) link back to the patient.
+    return k in IDENTIFYING_KEYS or k.endswith("uid") or k.endswith("uids")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            yield from _strings(v)
+
+
+def identifying_terms(doc: Any) -> set[str]:
+    """Every identifying text of ``doc``: the values of identifying keys, and the parts of
+    DICOM person names (``DOE^JOHN`` gives ``DOE``, ``JOHN`` and ``DOE JOHN``)."""
+    terms: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                if _is_identifying(k):
+                    for s in _strings(v):
+                        terms.update(_person_name_forms(s))
+                else:
+                    walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    return {t for t in terms if len(t) >= MIN_TERM_LENGTH}
+
+
+def _person_name_forms(text: str) -> set[str]:
+    text = text.strip()
+    parts = [p.strip() for p in re.split(r"[\^=]", text) if p.strip()]
+    return {text, *parts, " ".join(parts), " ".join(reversed(parts))} - {""}
+
+
+def scrubber(terms: Iterable[str]):
+    """A function replacing each term (whole tokens, case-insensitive) by ``[removed]``."""
+    ordered = sorted(set(terms), key=len, reverse=True)  # longest first: "DOE JOHN" before "DOE"
+    if not ordered:
+        return lambda s: s
+    pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, ordered))
+                         + r")(?![A-Za-z0-9])", re.IGNORECASE)
+    return lambda s: pattern.sub(REMOVED, s)
+
+
+def deidentify(doc: Any, extra_terms: Iterable[str] = ()) -> Any:
+    """A copy of ``doc`` without patient names, IDs, birth dates and DICOM UIDs.
+
+    Works on any JSON-like output (dicts, lists, strings, numbers): the check result, the
+    ``rtcheck dvh`` document, batch records, CSV rows as dicts.
+
+    * Keys that identify a patient or name a person (:data:`IDENTIFYING_KEYS`: patient
+      name/ID/birth date/sex/age/address, other patient IDs, accession number, physician
+      and operator names) and every ``...uid``/``...uids`` key are removed, whatever their
+      depth.
+    * Their values (and the parts of DICOM person names), plus ``extra_terms``, are then
+      replaced by ``[removed]`` wherever they appear inside other texts (file paths,
+      warnings, labels...), as whole tokens, case-insensitively. Values shorter than
+      :data:`MIN_TERM_LENGTH` characters are not searched for inside texts.
+
+    Dates of plans and checks, doses and structure names are kept: they are the QA record.
+    """
+    scrub = scrubber(identifying_terms(doc) | {t for t in extra_terms if t})
+    return _drop_and_scrub(doc, scrub)
+
+
+def _drop_and_scrub(node: Any, scrub) -> Any:
+    if isinstance(node, str):
+        return scrub(node)
+    if isinstance(node, Mapping):
+        return {scrub(k) if isinstance(k, str) else k: _drop_and_scrub(v, scrub)
+                for k, v in node.items() if not _is_identifying(k)}
+    if isinstance(node, (list, tuple)):
+        return [_drop_and_scrub(v, scrub) for v in node]
+    return node
+
+
+# ======================================================================================
+# Helpers shared by the report and the CLI
+# ======================================================================================
+
+
+def sort_findings(findings: Iterable[dict]) -> list[dict]:
+    """Findings in report order: FAIL, NOT_EVALUATED, WARN, PASS (stable within a status).
+
+    An unknown status sorts right after FAIL: it is not a pass.
+    """
+    def rank(f: dict) -> float:
+        status = str(f.get("status"))
+        return STATUS_ORDER.index(status) if status in STATUS_ORDER else 0.5
+
+    return sorted(findings, key=rank)
+
+
+def used_dvhs(result: dict, dvhs: Iterable[DVH]) -> list[DVH]:
+    """The DVHs of the structures the findings name, in the order given."""
+    names = {f.get("structure") for f in result.get("findings", []) if f.get("structure")}
+    return [d for d in dvhs if d.name in names]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_records(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """``[{"path", "sha256"}]`` for the input files, in a stable (sorted) order; a file that
+    cannot be read gets ``sha256 = None`` and an ``error``."""
+    out = []
+    for p in sorted({str(p) for p in paths}):
+        try:
+            out.append({"path": p, "sha256": file_sha256(p)})
+        except OSError as exc:
+            out.append({"path": p, "sha256": None, "error": exc.strerror or str(exc)})
+    return out
+
+
+def protocol_records(protocols: Iterable[Any]) -> list[dict]:
+    """``[{"id", "version", "title", "path", "sha256"}]`` from Protocol objects or dicts."""
+    out = []
+    for p in protocols or []:
+        if isinstance(p, Mapping):
+            rec = {k: p.get(k) for k in ("id", "version", "title", "path", "sha256")}
+        elif isinstance(p, str):
+            rec = _shipped_protocol_record(p)
+        else:
+            rec = {k: getattr(p, k, None) for k in ("id", "version", "title", "path")}
+            rec["sha256"] = None
+        if rec.get("sha256") is None and rec.get("path") and Path(rec["path"]).is_file():
+            rec["sha256"] = file_sha256(rec["path"])
+        out.append(rec)
+    return out
+
+
+def _shipped_protocol_record(name: str) -> dict:
+    """Id, version, title and file of a protocol given by id or path (as far as it loads)."""
+    from rtcheck.errors import RTCheckError
+    from rtcheck.protocols import load_protocol
+
+    rec = {"id": name, "version": None, "title": None, "path": None, "sha256": None}
+    try:
+        proto = load_protocol(name)
+    except (RTCheckError, OSError):
+        return rec
+    rec.update(id=proto.id, version=proto.version, title=proto.title, path=proto.path)
+    return rec
+
+
+def reirradiation_from_result(result: dict) -> dict | None:
+    """The EQD2 panel's numbers read from the re-irradiation findings of a check result.
+
+    Uses the findings of kind ``reirradiation`` (rule ids ``reirradiation.*``): the courses
+    of their ``details.courses`` (``"this plan"`` is the new course), their limits (a ratio
+    is the share limit, a ``cumulative`` rule the cumulative limit, the other EQD2 rule the
+    course limit) and the interval finding. None when no course EQD2 is known (no prior
+    course given, or no cord).
+    """
+    out: dict[str, Any] = {"prior_courses": []}
+    for f in result.get("findings") or []:
+        if f.get("kind") != "reirradiation" and not str(f.get("rule", "")).startswith(
+                "reirradiation"):
+            continue
+        text = f"{f.get('rule', '')} {f.get('metric', '')}".lower()
+        limit = f.get("limit") if _is_number(f.get("limit")) else None
+        if f.get("unit") == "months":
+            out.update(interval_months=f.get("value"), interval_limit_months=limit)
+            continue
+        if f.get("unit") == "ratio":
+            out["share_limit"] = limit
+        elif "cumulative" in text:
+            out["cumulative_limit_gy"] = limit
+            if _is_number((f.get("details") or {}).get("cumulative_eqd2_gy")):
+                out["cumulative_eqd2_gy"] = f["details"]["cumulative_eqd2_gy"]
+        else:
+            out["course_limit_gy"] = limit
+        out.setdefault("structure", f.get("structure"))
+        out.setdefault("alpha_beta", f.get("alpha_beta") if _is_number(f.get("alpha_beta"))
+                       else None)
+        courses = (f.get("details") or {}).get("courses") or []
+        if courses and not out.get("_courses_read"):
+            out["_courses_read"] = True
+            for c in courses:
+                if c.get("course") == "this plan":
+                    out["new_eqd2_gy"] = c.get("eqd2_gy")
+                else:
+                    out["prior_courses"].append({"label": c.get("course"),
+                                                 "eqd2_gy": c.get("eqd2_gy")})
+    out.pop("_courses_read", None)
+    known = [out.get("new_eqd2_gy")] + [c["eqd2_gy"] for c in out["prior_courses"]]
+    return out if any(_is_number(x) for x in known) else None
+
+
+# ======================================================================================
+# Formatting
+# ======================================================================================
+
+_e = html.escape
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "not finite"
+        # a ratio such as 0.561 needs its third digit to be compared with 0.5
+        return f"{value:.{digits + 1 if abs(value) < 1 else digits}f}"
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    """Escaped text of any value; None and empty values as a dash."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "\u2014"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_e(str(k))}: {_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        sep = "<br>" if any(isinstance(v, Mapping) for v in value) else "; "
+        return sep.join(_text(v) for v in value)
+    return _e(_num(value))
+
+
+def _with_unit(value: Any, unit: Any) -> str:
+    if value is None:
+        return "\u2014"
+    if unit and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{_e(_num(value))} {_e(str(unit))}"
+    return _text(value)
+
+
+def _status_label(status: Any) -> str:
+    s = str(status or "NOT_EVALUATED")
+    return f"{SYMBOLS.get(s, '?')} {s.replace('_', ' ')}"
+
+
+def _css_class(status: Any) -> str:
+    s = str(status or "")
+    return s if s in SYMBOLS else "UNKNOWN"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "not recorded"
+    if isinstance(value, _dt.datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+CSS = """
+:root { --fail:#b71c1c; --pass:#1b5e20; --warn:#8d6e00; --ne:#37474f; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, "Segoe UI", "DejaVu Sans", "Liberation Sans", Arial, sans-serif;
+  margin: 1.5em auto; max-width: 1150px; padding: 0 1em; color: #111; font-size: 14px;
+  line-height: 1.35; }
+h1 { font-size: 1.5em; margin: 0 0 .4em; }
+h2 { font-size: 1.15em; margin: 1.4em 0 .5em; border-bottom: 1px solid #999; }
+h3 { font-size: 1em; margin: 1em 0 .3em; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #999; padding: .3em .45em; text-align: left; vertical-align: top; }
+th { background: #eceff1; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace;
+  font-size: .92em; }
+.mono { word-break: break-all; }
+.verdict { display: flex; align-items: center; gap: 1.2em; padding: .7em 1em; margin: .8em 0;
+  font-size: 1.1em; }
+.verdict .word { font-size: 2.1em; font-weight: 800; letter-spacing: .04em; }
+.verdict-FAIL, .verdict-ERROR { border: 7px double var(--fail); color: var(--fail);
+  background: repeating-linear-gradient(135deg, #ffebee 0 10px, #ffcdd2 10px 20px); }
+.verdict-PASS { border: 2px solid var(--pass); color: var(--pass); background: #e8f5e9; }
+.verdict-NOT_EVALUATED, .verdict-UNKNOWN { border: 5px dashed var(--ne); color: var(--ne);
+  background: #fff8e1; }
+.verdict-WARN { border: 4px dotted var(--warn); color: var(--warn); background: #fffde7; }
+.verdict .counts { color: #111; }
+.ident { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: .2em 1em; }
+.ident dt { font-weight: 600; } .ident dd { margin: 0; }
+td.status { font-weight: 700; white-space: nowrap; }
+tr.FAIL td.status, tr.ERROR td.status { color: var(--fail); border-left: 6px double var(--fail);
+  text-decoration: underline; }
+tr.NOT_EVALUATED td.status, tr.UNKNOWN td.status { color: var(--ne);
+  border-left: 5px dashed var(--ne); }
+tr.WARN td.status { color: var(--warn); border-left: 4px dotted var(--warn); }
+tr.PASS td.status { color: var(--pass); font-weight: 400; }
+tr.FAIL, tr.ERROR { background: #fff5f5; }
+.details { color: #444; font-size: .85em; margin-top: .2em; }
+summary { cursor: pointer; color: #555; }
+table.findings { table-layout: fixed; }
+table.findings td { overflow-wrap: anywhere; }
+.note { color: #444; font-size: .92em; }
+.deid { display: inline-block; border: 2px solid #111; padding: 0 .4em; font-weight: 700; }
+figure { margin: .5em 0; } figure svg, figure img { max-width: 100%; height: auto; }
+figcaption { font-size: .9em; color: #333; }
+footer { margin-top: 2em; border-top: 3px double #555; padding-top: .5em; font-size: .92em; }
+th.sortable { cursor: pointer; } th.sortable::after { content: " \\2195"; color: #777; }
+@media print {
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  body { margin: 0; max-width: none; font-size: 10.5pt; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  tr, figure, .verdict { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  .no-print { display: none; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _page(title: str, body: str, script: str = "") -> str:
+    """A complete HTML document: inline CSS, optional inline script, nothing external."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<meta name=\"generator\" content=\"rtcheck {_e(_version())}\">\n"
+            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+            + (f"<script>{script}</script>\n" if script else "") + "</body>\n</html>\n")
+
+
+def _version() -> str:
+    from rtcheck import __version__
+
+    return __version__
+
+
+# ======================================================================================
+# The plan report
+# ======================================================================================
+
+
+def render_html(result: dict, *, dvhs: list[DVH] | None = None,
+                reirradiation: dict | None = None, protocols: Iterable[Any] | None = None,
+                inputs: Iterable[Any] | None = None, checked_at: Any = None,
+                deidentify: bool = False, plot_format: str = "svg") -> str:
+    """The HTML report of one plan check.
+
+    Parameters
+    ----------
+    result : dict
+        The check result document (``{"plan", "verdict", "findings", "warnings"}``).
+    dvhs : list of DVH, optional
+        Curves to plot: pass those the rules used (:func:`used_dvhs`). The limits of the
+        physical-dose findings of these structures are drawn at their points.
+    reirradiation : dict, optional
+        Cord EQD2 of the courses for the EQD2 panel; keys as in
+        :func:`rtcheck.plotting.reirradiation_values` (``prior_eqd2_gy`` or
+        ``prior_courses``, ``new_eqd2_gy``, ``cumulative_eqd2_gy``, ``course_limit_gy``,
+        ``cumulative_limit_gy``, ``share_limit``, ``alpha_beta``, ``structure``...).
+    protocols : iterable, optional
+        Protocol objects, dicts (``id``, ``version``, ``title``, ``path``, ``sha256``) or ids.
+    inputs : iterable, optional
+        Input files: paths (hashed here) or dicts ``{"path", "sha256"}``.
+    checked_at : datetime or str, optional
+        Time of the check (default: ``result["checked_at"]`` when present).
+    deidentify : bool
+        Remove patient names, IDs, birth dates and UIDs everywhere (see :func:`deidentify`);
+        input files are then shown by base name only.
+    plot_format : {"svg", "png"}
+        How plots are embedded: inline SVG (default, vector, prints sharply) or PNG data URI.
+
+    Returns
+    -------
+    str
+        A self-contained HTML document.
+    """
+    given = list(inputs or [])
+    files = ([dict(i) for i in given if isinstance(i, Mapping)]
+             + input_records(i for i in given if not isinstance(i, Mapping)))
+    if reirradiation is None:
+        reirradiation = reirradiation_from_result(result)
+    if protocols is None:
+        protocols = result.get("protocols") or []
+    bundle = {"result": result, "reirradiation": reirradiation,
+              "protocols": protocol_records(protocols), "inputs": files,
+              "checked_at": _when(checked_at if checked_at is not None
+                                  else result.get("checked_at"))}
+    curves = list(dvhs or [])
+    if deidentify:
+        scrub = scrubber(identifying_terms(bundle))
+        bundle = _drop_and_scrub(bundle, scrub)
+        for rec in bundle["inputs"]:
+            rec["path"] = os.path.basename(str(rec.get("path", "")))
+        curves = [dataclasses.replace(d, name=scrub(d.name)) if scrub(d.name) != d.name else d
+                  for d in curves]
+    res = bundle["result"]
+    plan = res.get("plan") or {}
+    title = f"rtcheck: {plan.get('label') or 'plan'}: {res.get('verdict') or 'NOT_EVALUATED'}"
+    badge = ' <span class="deid">DE-IDENTIFIED</span>' if deidentify else ""
+    parts = [
+        "<header>",
+        f"<h1>Plan check report{badge}</h1>",
+        _verdict_block(res),
+        _identity_block(plan, deidentify),
+        "</header>",
+        _warnings_block(res.get("warnings") or []),
+        _findings_block(res.get("findings") or []),
+        _context_block(res),
+        _dvh_block(res.get("findings") or [], curves, plot_format),
+        _eqd2_block(bundle["reirradiation"], plot_format) if bundle["reirradiation"] else "",
+        _footer(bundle, deidentify),
+        _embedded_json(res),
+    ]
+    return _page(title, "\n".join(p for p in parts if p))
+
+
+def _verdict_block(res: dict) -> str:
+    verdict = str(res.get("verdict") or "NOT_EVALUATED")
+    counts = Counter(str(f.get("status")) for f in res.get("findings") or [])
+    summary = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in STATUS_ORDER if counts[s])
+    cls = _css_class(verdict)
+    return (f'<div class="verdict verdict-{cls}" role="status">'
+            f'<span class="word">{_e(_status_label(verdict))}</span>'
+            f'<span class="counts">Overall verdict. Findings: {_e(summary or "none")}.</span>'
+            "</div>")
+
+
+_IDENTITY = (("patient_id", "Patient ID"), ("patient_name", "Patient name"),
+             ("label", "Plan label"), ("uid", "Plan UID"), ("date", "Plan date"),
+             ("prescription_gy", "Prescription"), ("fractions", "Fractions"))
+
+
+def _identity_block(plan: dict, deidentified: bool) -> str:
+    rows = []
+    for key, label in _IDENTITY:
+        value = plan.get(key)
+        if key == "prescription_gy":
+            text = _with_unit(value, "Gy")
+            n = plan.get("fractions")
+            if isinstance(value, (int, float)) and isinstance(n, int) and n > 0:
+                text += f" ({_e(_num(value / n))}&nbsp;Gy per fraction)"
+        elif value is None and deidentified and key in ("patient_id", "patient_name", "uid"):
+            text = "<em>removed (de-identified)</em>"
+        elif value is None and key == "patient_name":
+            continue
+        else:
+            text = _text(value)
+        rows.append(f"<dt>{_e(label)}</dt><dd>{text}</dd>")
+    known = {k for k, _ in _IDENTITY}
+    for key, value in plan.items():
+        if key not in known and value not in (None, "", [], {}):
+            rows.append(f"<dt>{_e(str(key).replace('_', ' '))}</dt><dd>{_text(value)}</dd>")
+    return '<dl class="ident">' + "".join(rows) + "</dl>"
+
+
+def _warnings_block(warnings: list) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_text(w)}</li>" for w in warnings)
+    return f"<section><h2>Warnings</h2><ul>{items}</ul></section>"
+
+
+def _findings_block(findings: list[dict]) -> str:
+    head = ("<tr><th>Rule</th><th>Structure (role)</th><th>Metric</th><th>Value</th>"
+            "<th>Limit</th><th>\u03b1/\u03b2, model</th><th>Status</th><th>Reason</th>"
+            "<th>Source</th></tr>")
+    rows = [_finding_row(f) for f in sort_findings(findings)]
+    if not rows:
+        rows = ['<tr><td colspan="9">No finding: no rule applied to this plan.</td></tr>']
+    cols = "".join(f'<col style="width:{w}%">' for w in (13, 9, 9, 7, 8, 7, 7, 23, 17))
+    return ("<section><h2>Findings</h2>"
+            '<p class="note">Failures first: FAIL, NOT EVALUATED, WARN, PASS. '
+            "Doses are physical doses in Gy unless a model and \u03b1/\u03b2 are given "
+            "(then EQD2 or BED as the metric says).</p>"
+            f"<table class=\"findings\"><colgroup>{cols}</colgroup><thead>{head}</thead>"
+            f"<tbody>{''.join(rows)}"
+            "</tbody></table></section>")
+
+
+def _breakable(value: Any) -> str:
+    """Escaped text that may wrap after ``.``, ``-`` and ``_`` (long rule ids)."""
+    return re.sub(r"([._-])", r"\1<wbr>", _text(value))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finding_row(f: dict) -> str:
+    status = f.get("status") or "NOT_EVALUATED"
+    rule = f"<code>{_breakable(f.get('rule'))}</code>"
+    if f.get("protocol"):
+        rule += f'<div class="details">{_breakable(f["protocol"])}</div>'
+    structure = _text(f.get("structure"))
+    if f.get("role"):
+        structure += f'<div class="details">role: {_e(str(f["role"]))}</div>'
+    unit = f.get("unit")
+    value, limit = f.get("value"), f.get("limit")
+    op = OPERATORS.get(str(f.get("operator")), "")
+    value_td = (f'<td class="num">{_with_unit(value, unit)}</td>' if _is_number(value)
+                else f"<td>{_text(value)}</td>")
+    limit_td = (f'<td class="num">{op} {_with_unit(limit, unit)}</td>' if _is_number(limit)
+                else f"<td>{_text(limit)}</td>")
+    ab = f.get("alpha_beta")
+    if ab in (None, "", "none") and f.get("model") in (None, "", "none"):
+        ab_text = "physical dose"
+    else:
+        ab_text = _with_unit(ab, "Gy") if ab not in (None, "", "none") else DASH
+        if f.get("model"):
+            ab_text += ", " + _e(str(f["model"]))
+    shown = {k: v for k, v in f.items() if k not in FINDING_KEYS and k not in SHOWN_ELSEWHERE
+             and v not in (None, "", [], {})}
+    if isinstance(f.get("details"), Mapping):
+        shown = {**{k: v for k, v in shown.items() if k != "details"}, **f["details"]}
+    # Details and citations fold away (<details> needs no script): the reason already says
+    # the numbers, and the embedded JSON keeps everything.
+    reason = _text(f.get("reason"))
+    if shown:
+        reason += f'<details class="details"><summary>details</summary>{_text(shown)}</details>'
+    source = _text(f.get("source"))
+    if f.get("cites"):
+        source += (f'<details class="details"><summary>references</summary>'
+                   f"{_text(f['cites'])}</details>")
+    return (f'<tr class="{_css_class(status)}"><td>{rule}</td><td>{structure}</td>'
+            f"<td>{_text(f.get('metric'))}</td>{value_td}{limit_td}<td>{ab_text}</td>"
+            f'<td class="status">{_e(_status_label(status))}</td><td>{reason}</td>'
+            f"<td>{source}</td></tr>")
+
+
+def _context_block(res: dict) -> str:
+    """What the check assumed: facts given or derived, structure roles, rules not applied."""
+    parts = []
+    facts = {k: v for k, v in (res.get("facts") or {}).items() if v not in (None, "", [], {})}
+    if facts:
+        items = "".join(f"<dt>{_e(str(k).replace('_', ' '))}</dt><dd>{_text(v)}</dd>"
+                        for k, v in facts.items())
+        parts.append(f'<h3>Facts</h3><dl class="ident">{items}</dl>')
+    roles = res.get("roles") or {}
+    if roles:
+        rows = "".join(
+            f"<tr><td>{_e(str(r))}</td><td>{_text(m.get('status'))}</td>"
+            f"<td>{_text(m.get('structures'))}</td><td>{_text(m.get('how'))}</td></tr>"
+            if isinstance(m, Mapping) else f"<tr><td>{_e(str(r))}</td><td colspan=3>"
+            f"{_text(m)}</td></tr>" for r, m in roles.items())
+        parts.append("<h3>Structure roles</h3><table><thead><tr><th>Role</th><th>Match</th>"
+                     f"<th>Structures</th><th>How</th></tr></thead><tbody>{rows}</tbody></table>")
+    skipped = res.get("skipped") or []
+    if skipped:
+        items = "".join(f"<li><code>{_breakable(s.get('rule'))}</code>: {_text(s.get('reason'))}"
+                        "</li>" if isinstance(s, Mapping) else f"<li>{_text(s)}</li>"
+                        for s in skipped)
+        parts.append(f'<h3>Rules not applied</h3><ul class="note">{items}</ul>')
+    if not parts:
+        return ""
+    return "<section><h2>How the plan was checked</h2>" + "".join(parts) + "</section>"
+
+
+def _embed(fig: Any, fmt: str, prefix: str, alt: str) -> str:
+    from rtcheck import plotting
+
+    if fmt == "png":
+        return f'<img src="{plotting.figure_png_data_uri(fig)}" alt="{_e(alt)}">'
+    svg = plotting.figure_svg(fig, id_prefix=prefix)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(alt)}" ', 1)
+
+
+def _dvh_block(findings: list[dict], dvhs: list[DVH], fmt: str) -> str:
+    if not dvhs:
+        return ('<section><h2>Dose-volume histograms</h2><p class="note">No DVH was given '
+                "to the report.</p></section>")
+    from rtcheck import plotting
+
+    markers = plotting.limit_markers(findings, dvhs)
+    fig = plotting.dvh_figure(dvhs, markers)
+    drawn = _embed(fig, fmt, "dvh", "Cumulative DVH of the structures the rules used, "
+                   "with the limits marked")
+    return ("<section><h2>Dose-volume histograms</h2><figure>" + drawn +
+            "<figcaption>Cumulative DVH (volume in % of each structure) of the structures the "
+            "rules used. Each physical-dose limit is a marker at its point (a point maximum "
+            "at volume 0): filled cross FAIL, triangle WARN, open square NOT EVALUATED, open "
+            "circle PASS; a dotted segment joins the plan's value to its limit. Converted "
+            "(EQD2) limits are in the re-irradiation panel.</figcaption></figure></section>")
+
+
+def _eqd2_block(reirr: dict, fmt: str) -> str:
+    from rtcheck import plotting
+
+    v = plotting.reirradiation_values(reirr)
+    fig = plotting.eqd2_figure(reirr)
+    drawn = _embed(fig, fmt, "eqd2", "Re-irradiation: prior, new and cumulative cord EQD2 "
+                   "against the limits")
+
+    def check(value: float | None, limit: float, word: str) -> str:
+        if value is None:
+            return "\u2014"
+        return f"{'within' if value < limit else 'BEYOND'} {word}"
+
+    share = v["share"]
+    rows = [
+        ("Prior course(s) EQD2", _with_unit(v["prior_eqd2_gy"], "Gy"), "", ""),
+        ("New course EQD2", _with_unit(v["new_eqd2_gy"], "Gy"),
+         f"&lt; {_num(v['course_limit_gy'], 1)}&nbsp;Gy",
+         check(v["new_eqd2_gy"], v["course_limit_gy"], "limit")),
+        ("Cumulative EQD2", _with_unit(v["cumulative_eqd2_gy"], "Gy"),
+         f"&lt; {_num(v['cumulative_limit_gy'], 1)}&nbsp;Gy",
+         check(v["cumulative_eqd2_gy"], v["cumulative_limit_gy"], "limit")),
+        ("New / cumulative", "\u2014" if share is None else _e(_num(share)),
+         f"\u2264 {_num(v['share_limit'])}",
+         "\u2014" if share is None else
+         ("within limit" if share <= v["share_limit"] else "BEYOND limit")),
+    ]
+    if v["interval_months"] is not None:
+        lim = v["interval_limit_months"]
+        rows.append(("Interval since prior course", _with_unit(v["interval_months"], "months"),
+                     "\u2014" if lim is None else f"\u2265 {_num(lim, 1)} months",
+                     "\u2014" if lim is None else
+                     ("within limit" if v["interval_months"] >= lim else "BEYOND limit")))
+    for c in v["prior_courses"]:
+        rows.insert(1, (f"&nbsp;&nbsp;prior: {_text(c.get('label'))}",
+                        _with_unit(c.get("eqd2_gy"), "Gy"), "", ""))
+    body = "".join(f"<tr><td>{a}</td><td class=\"num\">{b}</td><td class=\"num\">{c}</td>"
+                   f"<td>{d}</td></tr>" for a, b, c, d in rows)
+    ab = v["alpha_beta"]
+    return ("<section><h2>Re-irradiation: cord EQD2</h2><figure>" + drawn +
+            "<figcaption>EQD2 (LQ model" + ("" if ab is None else f", \u03b1/\u03b2 = "
+                                            f"{_e(_num(ab))} Gy") +
+            ") of the cord maximum, per course and cumulated. The findings table holds the "
+            "verdicts; this table repeats the numbers.</figcaption></figure>"
+            "<table><thead><tr><th>Quantity</th><th>Value</th><th>Limit</th><th>Reading</th>"
+            f"</tr></thead><tbody>{body}</tbody></table></section>")
+
+
+def _footer(bundle: dict, deidentified: bool) -> str:
+    prot = "".join(
+        f"<tr><td><code>{_text(p.get('id'))}</code></td><td>{_text(p.get('version'))}</td>"
+        f"<td>{_text(p.get('title'))}</td><td class=\"mono\">{_text(p.get('sha256'))}</td></tr>"
+        for p in bundle["protocols"]) or '<tr><td colspan="4">not given</td></tr>'
+    files = "".join(
+        f"<tr><td class=\"mono\">{_text(i.get('path') or i.get('name'))}</td>"
+        f"<td class=\"mono\">{_text(i.get('sha256') or i.get('error') or 'not computed')}"
+        "</td></tr>" for i in bundle["inputs"]) or '<tr><td colspan="2">not given</td></tr>'
+    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    return ("<footer><h2>QA record</h2>"
+            "<table><thead><tr><th>Protocol</th><th>Version</th><th>Title</th>"
+            f"<th>SHA-256 of the protocol file</th></tr></thead><tbody>{prot}</tbody></table>"
+            "<p></p><table><thead><tr><th>Input file</th><th>SHA-256</th></tr></thead>"
+            f"<tbody>{files}</tbody></table>"
+            f"<p>rtcheck version <b>{_e(_version())}</b>. Checked at "
+            f"<b>{_e(str(bundle['checked_at']))}</b>; report written {_e(now)}."
+            + (" De-identified: patient names, IDs, birth dates and DICOM UIDs removed; input "
+               "files shown by name only." if deidentified else "")
+            + "</p></footer>")
+
+
+def _embedded_json(res: dict) -> str:
+    """The result document itself, machine-readable, inside the page (never executed)."""
+    text = json.dumps(res, ensure_ascii=True, default=str).replace("<", "\\u003c")
+    return f'<script type="application/json" id="rtcheck-result">{text}</script>'
+
+
+def plan_input_files(data: Any) -> list[str]:
+    """The files a loaded plan (:class:`rtcheck.model.PlanData`) was read from."""
+    files: list[str] = []
+    if getattr(data, "plan", None) is not None and data.plan.path:
+        files.append(data.plan.path)
+    if getattr(data, "structure_set", None) is not None and data.structure_set.path:
+        files.append(data.structure_set.path)
+    if getattr(data, "dose", None) is not None:
+        files += list(data.dose.paths)
+    return files
+
+
+def report_dvhs(result: dict, data: Any) -> list[DVH]:
+    """DVHs of the structures the findings name, computed on the plan's dose.
+
+    Structures absent from the structure set (or without contours) are left out; the
+    findings already say why they could not be used.
+    """
+    if getattr(data, "dose", None) is None or getattr(data, "structure_set", None) is None:
+        return []
+    from rtcheck.dvh import compute_dvh
+
+    names = {f.get("structure") for f in result.get("findings") or [] if f.get("structure")}
+    return [compute_dvh(s, data.dose) for s in data.structure_set.structures
+            if s.name in names and s.contours]
+
+
+def render_check_report(result: dict, data: Any, *, protocols: Iterable[Any] | None = None,
+                        extra_inputs: Iterable[str] = (), checked_at: Any = None,
+                        deidentify: bool = False, plot_format: str = "svg") -> str:
+    """The HTML report of a check of a loaded plan: what ``rtcheck check --format html`` writes.
+
+    Computes the DVHs of the structures the findings name, hashes the plan's files (plus
+    ``extra_inputs``, e.g. prior plans and protocol files) and calls :func:`render_html`.
+    """
+    inputs = plan_input_files(data) + [str(p) for p in extra_inputs]
+    when = checked_at if checked_at is not None else _dt.datetime.now().astimezone()
+    return render_html(result, dvhs=report_dvhs(result, data), protocols=protocols,
+                       inputs=inputs, checked_at=when, deidentify=deidentify,
+                       plot_format=plot_format)
+
+
+# ======================================================================================
+# The batch index
+# ======================================================================================
+
+_SORT_SCRIPT = """
+document.querySelectorAll('table.sortable-table').forEach(function (t) {
+  t.querySelectorAll('th.sortable').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var dir = th.getAttribute('data-dir') === 'asc' ? -1 : 1;
+      th.setAttribute('data-dir', dir === 1 ? 'asc' : 'desc');
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute('data-sort') || a.cells[col].textContent;
+        var y = b.cells[col].getAttribute('data-sort') || b.cells[col].textContent;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return dir * c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _batch_rank(verdict: Any) -> int:
+    v = str(verdict)
+    return BATCH_ORDER.index(v) if v in BATCH_ORDER else 1
+
+
+def _record_link(i: int, rec: dict, report_links: Mapping) -> str | None:
+    for key in (rec.get("key"), i, rec.get("path"), rec.get("plan_uid")):
+        if key is not None and key in report_links:
+            return str(report_links[key])
+    return None
+
+
+def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
+                       title: str = "rtcheck batch summary", generated_at: Any = None) -> str:
+    """The ``index.html`` of a batch: one row per plan, ERROR and FAIL first.
+
+    Parameters
+    ----------
+    records : list of dict
+        Batch records (``key``, ``plan_label``, ``patient_id``, ``verdict``, ``error``,
+        ``findings``, ``seconds``...). De-identify them before, if wanted.
+    report_links : mapping
+        Link (relative file name, e.g. ``"0003-plan.html"``) of each plan's report, keyed by
+        the record's ``key`` (or its position in ``records``). Plans without a report get none.
+    title : str
+    generated_at : datetime or str, optional
+
+    The rows are written sorted by verdict (ERROR, FAIL, NOT_EVALUATED, WARN, PASS), so the
+    page reads right without JavaScript; a few lines of inline script sort by any column on a
+    click of its header.
+    """
+    order = sorted(range(len(records)), key=lambda i: _batch_rank(records[i].get("verdict")))
+    rows = []
+    for i in order:
+        rec = records[i]
+        verdict = str(rec.get("verdict") or "NOT_EVALUATED")
+        counts = Counter(str(f.get("status")) for f in rec.get("findings") or [])
+        failing = [f.get("rule") for f in sort_findings(rec.get("findings") or [])
+                   if f.get("status") in ("FAIL", "NOT_EVALUATED")]
+        note = rec.get("error") or ", ".join(str(r) for r in failing if r)
+        link = _record_link(i, rec, report_links)
+        plan = rec.get("plan") or {}
+        label = rec.get("plan_label") or plan.get("label")
+        patient = rec.get("patient_id") or plan.get("patient_id")
+        cls = _css_class(verdict)
+        rows.append(
+            f'<tr class="{cls}"><td class="status" data-sort="{_batch_rank(verdict)}">'
+            f"{_e(_status_label(verdict))}</td><td>{_text(label)}</td><td>{_text(patient)}</td>"
+            + "".join(f'<td class="num">{counts[s]}</td>' for s in STATUS_ORDER)
+            + f"<td>{_text(note)}</td>"
+            f'<td class="num">{_text(rec.get("seconds"))}</td>'
+            + (f'<td><a href="{_e(link, quote=True)}">report</a></td>' if link
+               else "<td>\u2014</td>") + "</tr>")
+    totals = Counter(str(r.get("verdict")) for r in records)
+    summary = ", ".join(f"{totals[v]} {v.replace('_', ' ')}" for v in BATCH_ORDER if totals[v])
+    heads = ["Verdict", "Plan", "Patient ID", "FAIL", "NOT EVAL.", "WARN", "PASS",
+             "Error or failing rules", "Seconds", "Report"]
+    head = "".join(f'<th class="sortable">{_e(h)}</th>' for h in heads)
+    when = _when(generated_at if generated_at is not None
+                 else _dt.datetime.now().astimezone())
+    body = (f"<h1>{_e(title)}</h1><p>{len(records)} plans: {_e(summary or 'none')}. "
+            f"Written {_e(when)} by rtcheck {_e(_version())}.</p>"
+            '<p class="note no-print">Rows are sorted by verdict, worst first; click a column '
+            "header to sort by it.</p>"
+            f'<table class="sortable-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+    return _page(title, body, _SORT_SCRIPT)

@@ -1,0 +1,426 @@
+"""The HTML report, the batch index, the plots and de-identification.
+
+Truth here is independent of the renderer: DVHs are built by hand from closed forms (a dose
+uniformly spread over [a, b] gives a straight cumulative DVH), limit points are worked out
+by hand from the metric's definition, and "self-contained" is checked on every attribute the
+HTML parser sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtcheck.dvh import DVH
+from rtcheck.report import (
+    deidentify,
+    render_batch_index,
+    render_html,
+    sort_findings,
+    used_dvhs,
+)
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+#: Attributes that load or link a resource.
+URL_ATTRS = {"src", "href", "xlink:href", "action", "formaction", "poster", "data",
+             "background", "srcset", "manifest", "cite", "longdesc", "usemap", "ping"}
+EXTERNAL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:|//)", re.I)  # any scheme or protocol-relative
+PATIENT_NAME = "ZYXWAB^QUUXLEY"
+PATIENT_ID = "PID-7734219"
+BIRTH_DATE = "19470312"
+PLAN_UID = "1.2.826.0.1.3680043.8.498.777"
+
+
+class StrictParser(HTMLParser):
+    """Collects elements, attributes and texts; fails on mis-nested or unclosed elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.errors: list[str] = []
+        self.texts: list[tuple[str, str]] = []  # (enclosing tag, text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if data.strip():
+            self.texts.append((self.stack[-1] if self.stack else "", data))
+
+
+def parse(doc: str) -> StrictParser:
+    p = StrictParser()
+    p.feed(doc.replace("<wbr>", ""))  # line-break hints inside rule ids split their text
+    p.close()
+    assert not p.errors, p.errors[:5]
+    assert not p.stack, f"unclosed: {p.stack}"
+    return p
+
+
+def uniform_dvh(name: str, volume_cc: float, a: float, b: float) -> DVH:
+    """Dose uniformly distributed on [a, b] Gy: V(d) = V for d <= a, V (b - d)/(b - a) on [a, b]."""
+    doses = np.arange(0.0, b + 0.01, 0.01)
+    volumes = volume_cc * np.clip((b - doses) / (b - a), 0.0, 1.0)
+    return DVH(name=name, volume_cc=volume_cc, covered_fraction=1.0, dmin=a, dmax=b,
+               dmean=(a + b) / 2, doses=doses, volumes=volumes, bin_width_gy=0.01, step_mm=0.5)
+
+
+def finding(rule, status, structure=None, metric=None, value=None, limit=None, unit="Gy",
+            alpha_beta="none", model=None, reason="", role=None, source="Référentiel 2026"):
+    return {"rule": rule, "structure": structure, "role": role, "metric": metric,
+            "value": value, "limit": limit, "unit": unit, "alpha_beta": alpha_beta,
+            "model": model, "status": status, "reason": reason, "source": source}
+
+
+@pytest.fixture
+def result() -> dict:
+    # Order on purpose not the report order: the renderer must sort.
+    findings = [
+        finding("fractionation.pain", "PASS", reason="27 Gy/3 is recommended"),
+        finding("esophagus-c5-t10", "WARN", "Esophagus", "Dmax", 18.0, None, role="esophagus",
+                reason="lesion between C5 and T10"),
+        finding("sbrt-cord-dmax", "FAIL", "SpinalCord", "Dmax", 22.0, 20.3, role="spinal_cord",
+                reason="Dmax 22.00 Gy > 20.3 Gy (3 fractions)"),
+        finding("reirradiation.cumulative", "NOT_EVALUATED", "SpinalCord", "Dmax", None, 70.0,
+                alpha_beta=2.0, model="LQ", role="spinal_cord",
+                reason="no prior course given (--prior)"),
+        finding("tg101.esophagus-5cc", "PASS", "Esophagus", "D5cc", 12.0, 17.7,
+                role="esophagus", reason="<script>alert('x')</script> & co"),
+    ]
+    return {
+        "plan": {"label": "SPINE T6", "uid": PLAN_UID, "patient_id": PATIENT_ID,
+                 "patient_name": PATIENT_NAME, "patient_birth_date": BIRTH_DATE,
+                 "date": "2026-03-02", "fractions": 3, "prescription_gy": 27.0},
+        "verdict": "FAIL",
+        "findings": findings,
+        "warnings": [f"/archive/{PATIENT_ID}/RD.dcm: dose grid 2.5 mm",
+                     "QUUXLEY: structure set label reused"],
+    }
+
+
+@pytest.fixture
+def dvhs() -> list[DVH]:
+    return [uniform_dvh("SpinalCord", 12.0, 2.0, 22.0), uniform_dvh("Esophagus", 20.0, 1.0, 18.0),
+            uniform_dvh("PTV", 30.0, 26.0, 31.0)]
+
+
+def render(result, dvhs, **kw) -> str:
+    kw.setdefault("reirradiation", {"prior_eqd2_gy": 37.5, "new_eqd2_gy": 18.1,
+                                    "alpha_beta": 2.0, "structure": "SpinalCord"})
+    kw.setdefault("protocols", [{"id": "bone-metastases-2026", "version": "2026 (12th edition)",
+                                 "title": "Bone metastases", "sha256": "ab" * 32}])
+    kw.setdefault("checked_at", "2026-03-03T10:00:00+01:00")
+    return render_html(result, dvhs=used_dvhs(result, dvhs), **kw)
+
+
+def assert_self_contained(doc: str, p: StrictParser) -> None:
+    for tag, attrs in p.tags:
+        assert tag not in ("link", "iframe", "object", "embed", "base", "frame"), tag
+        for name, value in attrs.items():
+            if name.startswith("xmlns") or value is None:  # namespace names are not fetched
+                continue
+            if name in URL_ATTRS:
+                assert value.startswith("#") or value.startswith("data:"), (tag, name, value)
+            else:
+                assert not re.search(r"(?:https?|ftp|file)://", value, re.I), (tag, name, value)
+            assert re.search(r"url\(\s*['\"]?(?!#|data:)", value) is None, (tag, name, value)
+    styles = re.findall(r"<style[^>]*>(.*?)</style>", doc, re.S)
+    for css in styles:
+        assert "@import" not in css and "@font-face" not in css
+        assert re.search(r"url\(\s*['\"]?(?!#|data:)", css) is None
+
+
+# --------------------------------------------------------------------------------------
+
+
+def test_report_parses_holds_findings_and_plots(result, dvhs):
+    doc = render(result, dvhs)
+    p = parse(doc)
+    assert doc.startswith("<!DOCTYPE html>")
+    # every finding's rule is in the findings table
+    rules = [t for tag, t in p.texts if tag == "code"]
+    for f in result["findings"]:
+        assert f["rule"] in rules
+    # the verdict, in words, near the top
+    assert doc.index("\u2716 FAIL") < doc.index("<h2>Findings</h2>")
+    # two inline SVG plots (DVH, EQD2) with the cord's limit marker in the DVH legend
+    assert len(re.findall(r"<svg\b", doc)) == 2
+    assert "SpinalCord Dmax limit 20.3 Gy: FAIL" in doc
+    assert "Re-irradiation" in doc and "25 Gy" in doc and "70 Gy" in doc
+    # QA footer
+    assert "ab" * 32 in doc and "2026 (12th edition)" in doc and "2026-03-03T10:00:00" in doc
+    from rtcheck import __version__
+    assert f"rtcheck version <b>{__version__}</b>" in doc
+
+
+def test_report_references_nothing_outside_itself(result, dvhs):
+    for fmt in ("svg", "png"):
+        doc = render(result, dvhs, plot_format=fmt)
+        assert_self_contained(doc, parse(doc))
+
+
+def test_png_embedding_is_a_png(result, dvhs):
+    p = parse(render(result, dvhs, plot_format="png"))
+    srcs = [a["src"] for tag, a in p.tags if tag == "img"]
+    assert len(srcs) == 2
+    for s in srcs:
+        assert s.startswith("data:image/png;base64,")
+        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_svg_ids_are_unique_across_plots(result, dvhs):
+    doc = render(result, dvhs)
+    ids = re.findall(r'\bid="([^"]+)"', doc)
+    assert len(ids) == len(set(ids))
+    # every internal reference points at an id of the page
+    for ref in re.findall(r'href="#([^"]+)"|url\(#([^)]+)\)', doc):
+        assert (ref[0] or ref[1]) in ids
+
+
+def test_failures_come_first(result, dvhs):
+    p = parse(render(result, dvhs))
+    statuses = [t.split()[-1] for tag, t in p.texts
+                if tag == "td" and re.fullmatch(r"\S (FAIL|NOT EVALUATED|WARN|PASS)", t)]
+    statuses = [{"EVALUATED": "NOT_EVALUATED"}.get(s, s) for s in statuses]
+    assert statuses == ["FAIL", "NOT_EVALUATED", "WARN", "PASS", "PASS"]
+    assert [f["status"] for f in sort_findings(result["findings"])] == statuses
+
+
+def test_text_is_escaped(result, dvhs):
+    doc = render(result, dvhs)
+    assert "<script>alert" not in doc
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co" in doc
+    scripts = re.findall(r"<script\b[^>]*>", doc)
+    assert scripts == ['<script type="application/json" id="rtcheck-result">']
+    embedded = re.search(r'id="rtcheck-result">(.*?)</script>', doc, re.S).group(1)
+    assert json.loads(embedded)["verdict"] == "FAIL"
+
+
+def test_deidentified_report_holds_no_name_or_id(result, dvhs, tmp_path):
+    f = tmp_path / f"RP_{PATIENT_ID}.dcm"
+    f.write_bytes(b"plan")
+    doc = render(result, dvhs, deidentify=True, inputs=[str(f)])
+    parse(doc)
+    for secret in ("ZYXWAB", "QUUXLEY", PATIENT_ID, BIRTH_DATE, PLAN_UID, str(tmp_path)):
+        assert secret.lower() not in doc.lower(), secret
+    assert "DE-IDENTIFIED" in doc and "[removed]" in doc
+    # the findings and the plot survive
+    assert "sbrt-cord-dmax" in doc and "<svg" in doc
+    # the file is still identified by its hash
+    import hashlib
+    assert hashlib.sha256(b"plan").hexdigest() in doc
+
+
+def test_identified_report_shows_identity(result, dvhs):
+    doc = render(result, dvhs)
+    assert PATIENT_ID in doc and "ZYXWAB^QUUXLEY" in doc and "SPINE T6" in doc
+    assert "27.00 Gy (9.00&nbsp;Gy per fraction)" in doc
+
+
+def test_deidentify_any_document():
+    doc = {
+        "plan": {"label": "P1", "uid": "1.2.3.4", "patient_id": "ABC123",
+                 "patient_name": "ROE^JANE", "PatientBirthDate": "19600101"},
+        "records": [{"PatientID": "ABC123", "files": ["/data/ABC123/RD.dcm"],
+                     "SOPInstanceUIDs": ["1.2.3.5"], "note": "Jane Roe, plan of roe^jane"}],
+        "structures": [{"name": "SpinalCord", "metrics": {"Dmax": 12.0}}],
+        "Patient": {"Name": "X"},
+        "count": 3,
+    }
+    out = deidentify(doc)
+    text = json.dumps(out)
+    for secret in ("ABC123", "ROE", "JANE", "19600101", "1.2.3.4", "1.2.3.5"):
+        assert secret.lower() not in text.lower(), secret
+    assert out["plan"] == {"label": "P1"}
+    assert out["records"][0]["files"] == ["/data/[removed]/RD.dcm"]
+    assert out["structures"] == doc["structures"] and out["count"] == 3
+    assert "Patient" not in out
+    assert doc["plan"]["patient_id"] == "ABC123"  # the input is not modified
+    # extra terms (e.g. a name known only to the caller) are removed too
+    assert deidentify({"path": "/x/Smith_J/RP.dcm"}, ["Smith_J"]) == {"path": "/x/[removed]/RP.dcm"}
+
+
+def test_limit_markers_at_their_points():
+    from rtcheck.plotting import limit_markers
+
+    cord = uniform_dvh("Cord", 10.0, 0.0, 20.0)
+    fs = [
+        finding("a", "FAIL", "Cord", "Dmax", 20.0, 18.0),          # (18 Gy, 0 %)
+        finding("b", "PASS", "Cord", "D2cc", 16.0, 17.0),          # (17 Gy, 2/10 = 20 %)
+        finding("c", "WARN", "Cord", "D50%", 10.0, 12.0),          # (12 Gy, 50 %)
+        finding("d", "PASS", "Cord", "V15Gy[cc]", 2.5, 3.0, unit="cc"),  # (15 Gy, 30 %)
+        finding("e", "PASS", "Cord", "V15Gy[%]", 25.0, 40.0, unit="%"),  # (15 Gy, 40 %)
+        finding("f", "PASS", "Cord", "Dmean", 10.0, 11.0),         # vertical line at 11 Gy
+        finding("g", "FAIL", "Cord", "Dmax", 30.0, 25.0, alpha_beta=2.0, model="LQ"),  # EQD2
+        finding("h", "FAIL", "Other", "Dmax", 30.0, 25.0),         # no DVH
+        finding("i", "PASS", "Cord", "Dmax", 20.0, None),          # no numeric limit
+    ]
+    got = [(m.status, m.dose_gy, m.volume_pct, m.value_dose_gy)
+           for m in limit_markers(fs, [cord])]
+    assert got == [("FAIL", 18.0, 0.0, 20.0), ("PASS", 17.0, pytest.approx(20.0), 16.0),
+                   ("WARN", 12.0, 50.0, 10.0), ("PASS", 15.0, pytest.approx(30.0), None),
+                   ("PASS", 15.0, 40.0, None), ("PASS", 11.0, None, None)]
+
+
+def test_reirradiation_values_defaults_and_sum():
+    from rtcheck.plotting import reirradiation_values
+
+    v = reirradiation_values({"prior_courses": [{"label": "30 Gy/10", "eqd2_gy": 30.0},
+                                                {"label": "20 Gy/5", "eqd2_gy": 12.0}],
+                              "new_eqd2_gy": 18.0})
+    assert v["prior_eqd2_gy"] == 42.0 and v["cumulative_eqd2_gy"] == 60.0
+    assert v["share"] == pytest.approx(0.3)
+    assert (v["course_limit_gy"], v["cumulative_limit_gy"], v["share_limit"]) == (25, 70, 0.5)
+
+
+def test_report_without_dvh_or_reirradiation(result):
+    doc = render_html(result)
+    p = parse(doc)
+    assert "<svg" not in doc and "No DVH was given" in doc
+    assert_self_contained(doc, p)
+
+
+def test_batch_index_sorted_by_verdict_and_links_local():
+    records = [
+        {"key": "k1", "plan_label": "A", "patient_id": "P1", "verdict": "PASS", "findings": [],
+         "seconds": 1.2},
+        {"key": "k2", "plan_label": "B", "patient_id": "P2", "verdict": "ERROR",
+         "error": "RD.dcm: <bad> file", "findings": []},
+        {"key": "k3", "plan_label": "C", "patient_id": "P3", "verdict": "FAIL",
+         "findings": [finding("sbrt-cord-dmax", "FAIL")]},
+        {"key": "k4", "plan_label": "D", "patient_id": "P4", "verdict": "NOT_EVALUATED",
+         "findings": [finding("reirr", "NOT_EVALUATED")]},
+    ]
+    links = {"k1": "0001-A.html", "k3": "0003-C.html", "k4": "0004-D.html"}
+    doc = render_batch_index(records, links)
+    p = parse(doc)
+    labels = [t for tag, t in p.texts if tag == "td" and t in "ABCD" and len(t) == 1]
+    assert labels == ["B", "C", "D", "A"]  # ERROR, FAIL, NOT_EVALUATED, PASS without JS
+    hrefs = [a["href"] for tag, a in p.tags if tag == "a"]
+    assert hrefs == ["0003-C.html", "0004-D.html", "0001-A.html"]
+    assert all(not EXTERNAL.match(h) and not h.startswith("/") for h in hrefs)
+    assert "&lt;bad&gt;" in doc and "sbrt-cord-dmax" in doc
+    assert "addEventListener('click'" in doc  # sortable with script
+    assert "1 ERROR, 1 FAIL, 1 NOT EVALUATED, 1 PASS" in doc
+
+
+def test_save_dvh_plot_png(tmp_path, dvhs):
+    from rtcheck.plotting import save_dvh_plot
+
+    out = tmp_path / "dvh.png"
+    save_dvh_plot(dvhs, str(out), title="test")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importing_report_does_not_import_matplotlib():
+    code = ("import sys, rtcheck.report, rtcheck.plotting, rtcheck.cli; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+NELMS = Path("/work/shared/validation/nelms-2015")
+
+
+@pytest.mark.skipif(not (NELMS / "structures" / "Cone_10_0.dcm").exists(),
+                    reason="Nelms 2015 validation data not available")
+def test_cli_dvh_plot(tmp_path):
+    pytest.importorskip("rtcheck.dicom")
+    from click.testing import CliRunner
+
+    from rtcheck.cli_dvh import dvh
+
+    out = tmp_path / "dvh.png"
+    res = CliRunner().invoke(dvh, ["--structures", str(NELMS / "structures" / "Cone_10_0.dcm"),
+                                   "--dose", str(NELMS / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
+                                   "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(dvh, ["--structures", str(NELMS / "structures" / "Cone_10_0.dcm"),
+                                   "--dose", str(NELMS / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
+                                   "--plot", str(tmp_path / "dvh.xyz")])
+    assert bad.exit_code == 2 and "rtcheck: error:" in bad.output
+
+
+def test_reirradiation_panel_read_from_findings():
+    from rtcheck.report import reirradiation_from_result
+
+    courses = [{"course": "this plan", "cord_dmax_gy": 21.8, "fractions": 3, "eqd2_gy": 50.5},
+               {"course": "prior 30Gy/10", "cord_dmax_gy": 31.0, "fractions": 10,
+                "eqd2_gy": 39.5}]
+
+    def reirr(rule, metric, value, limit, unit="Gy", details=None):
+        f = finding(rule, "FAIL", "SpinalCord", metric, value, limit, unit=unit,
+                    alpha_beta=2.0, model="LQ", role="spinal_cord")
+        f.update(kind="reirradiation", details=details or {"courses": courses})
+        return f
+
+    result = {"verdict": "FAIL", "findings": [
+        reirr("reirradiation.cumulative-cord-eqd2", "cumulative EQD2 of Dmax", 90.0, 70.0,
+              details={"courses": courses, "cumulative_eqd2_gy": 90.0}),
+        reirr("reirradiation.course-cord-eqd2", "EQD2 of Dmax, this course", 50.5, 25.0),
+        reirr("reirradiation.course-share", "this course / cumulative", 0.561, 0.5, "ratio"),
+        {**finding("reirradiation.interval", "PASS", None, "interval", 12.0, 5.0,
+                   unit="months"), "kind": "reirradiation"},
+    ]}
+    v = reirradiation_from_result(result)
+    assert v["new_eqd2_gy"] == 50.5 and v["cumulative_eqd2_gy"] == 90.0
+    assert v["prior_courses"] == [{"label": "prior 30Gy/10", "eqd2_gy": 39.5}]
+    assert (v["course_limit_gy"], v["cumulative_limit_gy"], v["share_limit"]) == (25.0, 70.0, 0.5)
+    assert (v["interval_months"], v["interval_limit_months"]) == (12.0, 5.0)
+    assert v["alpha_beta"] == 2.0 and v["structure"] == "SpinalCord"
+    doc = render_html(result)
+    assert "Re-irradiation: cord EQD2" in doc and "BEYOND limit" in doc
+    # no prior course given: no panel
+    nothing = {"findings": [finding("reirradiation.course-cord-eqd2", "NOT_EVALUATED",
+                                    None, "Dmax", None, 25.0)]}
+    assert reirradiation_from_result(nothing) is None
+    assert "Re-irradiation: cord EQD2" not in render_html(nothing)
+
+
+def test_render_check_report_of_a_loaded_plan(result, tmp_path):
+    from rtcheck.model import Contour, DoseGrid, PlanData, Structure, StructureSet
+    from rtcheck.report import plan_input_files, render_check_report, report_dvhs
+
+    axis = np.arange(-20.0, 20.01, 2.0)
+    z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
+    rd = tmp_path / "RD.dcm"
+    rd.write_bytes(b"dose bytes")
+    dose = DoseGrid(axis, axis, axis, 10.0 + 0.5 * z, paths=(str(rd),))
+    square = np.array([[-5, -5], [5, -5], [5, 5], [-5, 5]], float)
+    cord = Structure(1, "SpinalCord", [Contour(float(k), square) for k in range(-10, 11, 2)])
+    body = Structure(2, "BODY", [Contour(float(k), 3 * square) for k in range(-10, 11, 2)])
+    data = PlanData(None, dose, StructureSet([cord, body], path=None))
+    assert plan_input_files(data) == [str(rd)]
+    curves = report_dvhs(result, data)
+    assert [d.name for d in curves] == ["SpinalCord"]  # BODY is not named by a finding
+    # the dose is 10 + 0.5 z on a slab from z = -11 to 11 mm: Dmax = 15.5 Gy
+    assert curves[0].dmax == pytest.approx(15.5, abs=1e-6)
+    doc = render_check_report(result, data, checked_at="2026-03-03T10:00")
+    p = parse(doc)
+    assert_self_contained(doc, p)
+    import hashlib
+    assert hashlib.sha256(b"dose bytes").hexdigest() in doc
+    assert "SpinalCord Dmax limit 20.3 Gy: FAIL" in doc
