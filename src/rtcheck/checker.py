@@ -556,8 +556,8 @@ def _fractionation(rule: Rule, ctx: _Context) -> list[Finding]:
             f"{b:.1f} Gy is outside [{lo:.1f}, {hi:.1f}] Gy; {defn}; nearest listed: {nearest}",
             ab_note), **common)]
     return [_finding(rule, rule.severity,
-                     f"{label} is not a listed scheme for indication {rule.indication} (Tableau "
-                     f"row allows no biological equivalent); nearest listed: {_nearest(rule, total, n)}",
+                     f"{label} is not a listed scheme for indication {rule.indication} (its row "
+                     f"allows no biological equivalent); nearest listed: {_nearest(rule, total, n)}",
                      **common)]
 
 
