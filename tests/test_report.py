@@ -424,3 +424,52 @@ def test_render_check_report_of_a_loaded_plan(result, tmp_path):
     import hashlib
     assert hashlib.sha256(b"dose bytes").hexdigest() in doc
     assert "SpinalCord Dmax limit 20.3 Gy: FAIL" in doc
+
+
+@pytest.fixture(scope="module")
+def dicom_plan(tmp_path_factory) -> Path:
+    """A synthetic spine SBRT plan (27 Gy/3) as DICOM files, with a known patient identity."""
+    from rtcheck import synthetic as syn
+
+    folder = tmp_path_factory.mktemp("plan")
+    who = {"patient_id": PATIENT_ID, "patient_name": PATIENT_NAME}
+    frame = syn.make_uid("test-report", "frame")
+    zs = syn.planes(-20.0, 20.0, 2.0)
+    ss = syn.structure_set_dataset(
+        [syn.ROI("PTV", syn.cylinder(0, 0, 10, zs), roi_type="PTV"),
+         syn.ROI("SpinalCord", syn.cylinder(0, 20, 5, zs))], frame_uid=frame, **who)
+    plan = syn.plan_dataset("SPINE T6", 3, 27.0, structure_set_uid=ss.SOPInstanceUID,
+                            frame_uid=frame, plan_uid=PLAN_UID, **who)
+    dose = syn.dose_dataset_from_function(
+        lambda x, y, z: 28.0 * np.exp(-np.maximum(np.hypot(x, y) - 10.0, 0.0) / 10.0),
+        (-30.0, -30.0, -24.0), (30.0, 30.0, 24.0), (2.0, 2.0, 2.0),
+        plan_uid=plan.SOPInstanceUID, frame_uid=frame, **who)
+    for ds, name in ((plan, "RP.dcm"), (ss, "RS.dcm"), (dose, "RD.dcm")):
+        syn.write(ds, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "html"])
+def test_cli_check_deidentify_every_format(dicom_plan, tmp_path, fmt):
+    from click.testing import CliRunner
+
+    from rtcheck.cli_check import check_command
+
+    out = tmp_path / f"report.{fmt}"
+    args = [str(dicom_plan), "--indication", "reirradiation", "--site", "spine",
+            "--prior-summary", "30Gy/10 cord_dmax=31Gy date=2025-03-01", "--format", fmt,
+            "--output", str(out)]
+    plain = CliRunner().invoke(check_command, args)
+    assert plain.exit_code == 1, plain.output  # a cord rule FAILs
+    if fmt != "csv":  # the CSV names no patient nor plan UID in the first place
+        assert PLAN_UID in out.read_text(encoding="utf-8")
+    res = CliRunner().invoke(check_command, args + ["--deidentify"])
+    assert res.exit_code == 1, res.output
+    text = out.read_text(encoding="utf-8")
+    for secret in ("ZYXWAB", "QUUXLEY", PATIENT_ID, PLAN_UID):
+        assert secret.lower() not in text.lower(), secret
+    if fmt == "json":
+        assert json.loads(text)["verdict"] == "FAIL"
+    if fmt == "html":
+        assert_self_contained(text, parse(text))
+        assert "<svg" in text and "Re-irradiation: cord EQD2" in text

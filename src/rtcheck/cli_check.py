@@ -67,12 +67,16 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
               help="Use this structure for this role, repeatable (e.g. spinal_cord=MOELLE_PRV).")
 @click.option("--roles", "roles_file", type=click.Path(exists=True, dir_okay=False),
               help="Extra structure-role synonyms (TOML, same schema as constraints/structure-roles.toml).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True,
+              help="html: one self-contained file with the DVH plot, for the QA record "
+                   "(use with --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE.")
+@click.option("--deidentify", is_flag=True,
+              help="Remove patient names, IDs, birth dates and DICOM UIDs from the output.")
 def check_command(paths, plan, structures, dose, protocols, indication, site, technique,
                   vertebral_level, prior_paths, prior_summaries, interval_months, course_date,
-                  alpha_beta, maps, roles_file, fmt, output):
+                  alpha_beta, maps, roles_file, fmt, output, deidentify):
     """Check the plan in PATH against the protocols' rules.
 
     \b
@@ -84,6 +88,7 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
       rtcheck check PLAN/ --indication reirradiation --site spine \\
           --prior-summary "30Gy/10 cord_dmax=31Gy date=2025-03-01"
       rtcheck check PLAN/ --protocol bone-metastases-2026 --protocol tg101 --map spinal_cord=PRV_MOELLE
+      rtcheck check PLAN/ --indication pain --format html --output report.html --deidentify
     """
     data = load_from_cli(paths, plan, structures, dose)
     try:
@@ -95,13 +100,31 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
                        explicit_roles=parse_map_options(maps), roles=roles_file)
     except RTCheckError as exc:
         fail(str(exc))
-    text = {"json": render_json, "csv": render_csv, "table": render_table}[fmt](result)
+    text = render_output(result, fmt, data, [p for p in priors if not isinstance(p, str)],
+                         list(protocols), deidentify)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"{result.verdict}: report written to {output}", err=True)
     else:
         click.echo(text, nl=False)
     sys.exit(result.exit_code)
+
+
+def render_output(result: CheckResult, fmt: str, data, prior_plans: list, protocols: list[str],
+                  deidentify: bool) -> str:
+    """The report in ``fmt``; with ``deidentify``, without names, IDs and UIDs (any format)."""
+    from rtcheck import report  # no matplotlib unless html
+
+    if fmt == "html":
+        extra = [f for prior in prior_plans for f in report.plan_input_files(prior)]
+        return report.render_check_report(
+            result.to_dict(), data, protocols=protocols or None, extra_inputs=extra,
+            deidentify=deidentify, extra_terms=report.plan_identity_terms(*prior_plans))
+    text = {"json": render_json, "csv": render_csv, "table": render_table}[fmt](result)
+    if deidentify:
+        text = report.deidentify_output(text, fmt, result.to_dict(),
+                                        report.plan_identity_terms(data, *prior_plans))
+    return text
 
 
 def _load_prior(path: str):

@@ -149,6 +149,33 @@ def deidentify(doc: Any, extra_terms: Iterable[str] = ()) -> Any:
     return _drop_and_scrub(doc, scrub)
 
 
+def plan_identity_terms(*plans: Any) -> list[str]:
+    """Patient names and IDs of loaded plans (:class:`rtcheck.model.PlanData`), which a check
+    result does not always carry, to pass as ``extra_terms``."""
+    terms = []
+    for data in plans:
+        plan = getattr(data, "plan", None)
+        for value in (getattr(plan, "patient_name", None), getattr(plan, "patient_id", None)):
+            if value:
+                terms += sorted(_person_name_forms(str(value)))
+    return terms
+
+
+def deidentify_output(text: str, fmt: str, doc: Any, extra_terms: Iterable[str] = ()) -> str:
+    """De-identify an output already rendered from ``doc``.
+
+    JSON (``fmt == "json"``) is parsed, passed through :func:`deidentify` and written again
+    (indent 2, UTF-8): identifying keys disappear. Any other text format (table, CSV) keeps
+    its layout: every identifying value of ``doc`` (patient ID, UIDs...) and every extra
+    term is replaced by ``[removed]`` in the text.
+    """
+    terms = identifying_terms(doc) | {t for t in extra_terms if t}
+    if fmt == "json":
+        return json.dumps(deidentify(json.loads(text), terms), indent=2,
+                          ensure_ascii=False) + "\n"
+    return scrubber(terms)(text)
+
+
 def _drop_and_scrub(node: Any, scrub) -> Any:
     if isinstance(node, str):
         return scrub(node)
@@ -418,7 +445,8 @@ def _version() -> str:
 def render_html(result: dict, *, dvhs: list[DVH] | None = None,
                 reirradiation: dict | None = None, protocols: Iterable[Any] | None = None,
                 inputs: Iterable[Any] | None = None, checked_at: Any = None,
-                deidentify: bool = False, plot_format: str = "svg") -> str:
+                deidentify: bool = False, extra_terms: Iterable[str] = (),
+                plot_format: str = "svg") -> str:
     """The HTML report of one plan check.
 
     Parameters
@@ -442,6 +470,9 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     deidentify : bool
         Remove patient names, IDs, birth dates and UIDs everywhere (see :func:`deidentify`);
         input files are then shown by base name only.
+    extra_terms : iterable of str
+        With ``deidentify``, further texts to remove wherever they appear (e.g. the patient
+        name of the DICOM files, which the result does not carry).
     plot_format : {"svg", "png"}
         How plots are embedded: inline SVG (default, vector, prints sharply) or PNG data URI.
 
@@ -463,7 +494,7 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
                                   else result.get("checked_at"))}
     curves = list(dvhs or [])
     if deidentify:
-        scrub = scrubber(identifying_terms(bundle))
+        scrub = scrubber(identifying_terms(bundle) | {t for t in extra_terms if t})
         bundle = _drop_and_scrub(bundle, scrub)
         for rec in bundle["inputs"]:
             rec["path"] = os.path.basename(str(rec.get("path", "")))
@@ -763,17 +794,22 @@ def report_dvhs(result: dict, data: Any) -> list[DVH]:
 
 def render_check_report(result: dict, data: Any, *, protocols: Iterable[Any] | None = None,
                         extra_inputs: Iterable[str] = (), checked_at: Any = None,
-                        deidentify: bool = False, plot_format: str = "svg") -> str:
+                        deidentify: bool = False, extra_terms: Iterable[str] = (),
+                        dvhs: list[DVH] | None = None, plot_format: str = "svg") -> str:
     """The HTML report of a check of a loaded plan: what ``rtcheck check --format html`` writes.
 
-    Computes the DVHs of the structures the findings name, hashes the plan's files (plus
-    ``extra_inputs``, e.g. prior plans and protocol files) and calls :func:`render_html`.
+    Computes the DVHs of the structures the findings name (unless ``dvhs`` are given), hashes
+    the plan's files (plus ``extra_inputs``, e.g. prior plans) and calls :func:`render_html`.
+    With ``deidentify``, the plan's patient name and ID (and ``extra_terms``) are removed
+    wherever they appear, also where the result itself does not name them as such.
     """
     inputs = plan_input_files(data) + [str(p) for p in extra_inputs]
     when = checked_at if checked_at is not None else _dt.datetime.now().astimezone()
-    return render_html(result, dvhs=report_dvhs(result, data), protocols=protocols,
-                       inputs=inputs, checked_at=when, deidentify=deidentify,
-                       plot_format=plot_format)
+    if dvhs is None:
+        dvhs = report_dvhs(result, data)
+    terms = plan_identity_terms(data) + [t for t in extra_terms if t]
+    return render_html(result, dvhs=dvhs, protocols=protocols, inputs=inputs, checked_at=when,
+                       deidentify=deidentify, extra_terms=terms, plot_format=plot_format)
 
 
 # ======================================================================================
