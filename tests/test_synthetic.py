@@ -7,6 +7,8 @@ formula of DICOM PS3.3 C.7.6.2.1.1 / C.8.8.3.2, and the dose function is evaluat
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -249,3 +251,134 @@ def test_plan_without_prescription(tmp_path):
 def test_make_uid_is_deterministic():
     assert syn.make_uid("a", 1) == syn.make_uid("a", 1) != syn.make_uid("a", 2)
     assert pydicom.uid.UID(syn.make_uid("a")).is_valid
+
+
+# --------------------------------------------------------------------------------------
+# Spine phantom and sample plans
+# --------------------------------------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_plans"
+
+
+def test_sbrt_cord_dmax_closed_form():
+    case = syn.spine_case("sbrt")
+    a, dose = case.anatomy, case.dose
+    # Closed form: Rx exp(-gap / falloff), the gap being 25.5 - 4.5 - (15 + 2) = 4 mm.
+    assert a.cord_gap == pytest.approx(4.0)
+    assert 27.0 * np.exp(-4.0 / dose.falloff_mm) == pytest.approx(17.0)
+    assert case.cord_dmax() == pytest.approx(17.0, abs=1e-9)
+    # On the PTV surface the dose is the prescription; in its centre 1.2 x.
+    cx, cy, cz = a.centre
+    assert float(dose(np.array(cx), np.array(cy + 17.0), np.array(cz))) == pytest.approx(27.0)
+    assert float(dose(np.array(cx), np.array(cy), np.array(cz))) == pytest.approx(
+        27.0 * (1 + 0.2 * (1 - np.exp(-15.0 / 5.0))))
+
+
+@pytest.mark.parametrize("kind, expected", [("sbrt", 17.0), ("conventional", 31.0),
+                                            ("single", 8.96)])
+def test_cord_maximum_is_where_stated(kind, expected):
+    """Sampling the contoured cord never finds more than the stated maximum, and comes
+    within the lattice resolution of it."""
+    case = syn.spine_case(kind)
+    cord = syn.roi_by_name(case.rois(), "SpinalCord")
+    x, y, z, _ = syn.roi_samples(cord, case.contour_step, 0.1, 2.0)
+    polygon_z = np.array([c[0] for c in cord.contours])
+    vx, vy = np.vstack([c[1] for c in cord.contours]).T  # all contour vertices
+    doses = np.concatenate([case.dose(x, y, z),
+                            case.dose(vx, vy, np.repeat(polygon_z, 64))])
+    assert case.cord_dmax() == pytest.approx(expected, abs=1e-9)
+    assert doses.max() <= expected + 1e-9
+    assert doses.max() == pytest.approx(expected, abs=1e-6)  # reached at a contour vertex
+
+
+def test_conventional_prescription_point():
+    case = syn.spine_case("conventional")
+    assert float(case.dose(*(np.array(v) for v in case.anatomy.centre))) == pytest.approx(30.0)
+
+
+def test_spine_plan_objects_are_linked(tmp_path):
+    files = syn.write_plan(tmp_path, syn.spine_plan("sbrt", seed=7, patient_id="P7"))
+    rp, rs, rd = (pydicom.dcmread(f) for f in files)
+    assert (rp.Modality, rs.Modality, rd.Modality) == ("RTPLAN", "RTSTRUCT", "RTDOSE")
+    assert rp.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID == rs.SOPInstanceUID
+    assert rd.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rp.SOPInstanceUID
+    frame = rp.FrameOfReferenceUID
+    assert rd.FrameOfReferenceUID == frame
+    assert rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID == frame
+    assert {rp.PatientID, rs.PatientID, rd.PatientID} == {"P7"}
+    assert rp.StudyInstanceUID == rs.StudyInstanceUID == rd.StudyInstanceUID
+    group = rp.FractionGroupSequence[0]
+    beam_doses = [float(b.BeamDose) for b in group.ReferencedBeamSequence]
+    assert len(beam_doses) == 7 and sum(beam_doses) == pytest.approx(9.0, abs=1e-9)
+    assert float(rp.DoseReferenceSequence[0].TargetPrescriptionDose) == 27.0
+    assert int(rd.BitsAllocated) == 16
+    names = [r.ROIName for r in rs.StructureSetROISequence]
+    assert names == ["BODY", "PTV", "GTV", "SpinalCord", "ThecalSac", "Esophagus", "ISO"]
+    types = [o.RTROIInterpretedType for o in rs.RTROIObservationsSequence]
+    assert types == ["EXTERNAL", "PTV", "GTV", "ORGAN", "ORGAN", "ORGAN", "MARKER"]
+
+
+def test_spine_plan_is_deterministic(tmp_path):
+    a = syn.write_plan(tmp_path / "a", syn.spine_plan("conventional", seed="s"))
+    b = syn.write_plan(tmp_path / "b", syn.spine_plan("conventional", seed="s"))
+    c = syn.write_plan(tmp_path / "c", syn.spine_plan("conventional", seed="t"))
+    assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
+    assert a[0].read_bytes() != c[0].read_bytes()
+
+
+def test_beam_and_fraction_doses_add_up():
+    plan = syn.spine_plan("conventional", summation="PLAN")["RD"]
+    beams = syn.spine_plan("conventional", summation="BEAM")
+    fraction = syn.spine_plan("conventional", summation="FRACTION")["RD"]
+    total = _stored_dose(plan)
+    beam_keys = sorted(k for k in beams if k.startswith("RD.B"))
+    assert beam_keys == ["RD.B1", "RD.B2"]
+    assert [beams[k].ReferencedRTPlanSequence[0].ReferencedFractionGroupSequence[0]
+            .ReferencedBeamSequence[0].ReferencedBeamNumber for k in beam_keys] == [1, 2]
+    step = float(plan.DoseGridScaling)
+    np.testing.assert_allclose(sum(_stored_dose(beams[k]) for k in beam_keys), total,
+                               atol=2 * step)
+    np.testing.assert_allclose(_stored_dose(fraction) * 10, total, atol=10 * step)
+    assert fraction.DoseSummationType == "FRACTION"
+
+
+def test_varied_anatomy_keeps_its_promises():
+    for seed in range(20):
+        case = syn.spine_case("sbrt", seed=seed, vary=True, cord_dmax_gy=16.0)
+        assert 3.0 <= case.anatomy.cord_gap <= 5.0
+        assert case.cord_dmax() == pytest.approx(16.0)
+    assert syn.varied_anatomy(3) == syn.varied_anatomy(3) != syn.varied_anatomy(4)
+
+
+def test_structure_samples_measure_volume():
+    """Dense samples of an analytic cylinder give its volume (independent closed form)."""
+    roi = syn.ROI("C", syn.cylinder(0, 0, 10, syn.planes(-9, 9, 2), n=256))
+    x, y, z, cell = syn.roi_samples(roi, 2.0, 0.1, 1.0)
+    polygon_area = 0.5 * 256 * 100 * np.sin(2 * np.pi / 256)
+    assert x.size * cell == pytest.approx(polygon_area * 20.0, rel=1e-3)
+    assert syn.dose_at_volume(np.arange(10.0), 100.0, 0.3) == 7.0  # the 3 hottest samples
+
+
+def test_committed_samples_match_the_generator(tmp_path):
+    """sample_plans/ is what scripts/make_sample_plans.py writes today (byte for byte)."""
+    samples = syn.make_sample_plans(tmp_path)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.dcm"))
+    assert len(written) == 21 and len(samples) == 7
+    committed = sorted(p.relative_to(SAMPLES) for p in SAMPLES.rglob("*.dcm"))
+    assert committed == written
+    for rel in written:
+        assert (SAMPLES / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+    assert sum((SAMPLES / rel).stat().st_size for rel in written) < 5e6
+
+
+def test_sample_set_facts():
+    by_folder = {(s.folder, s.tag): s.case for s in syn.sample_set()}
+    c1 = by_folder[("reirradiation/course1-30Gy10", None)]
+    c2 = by_folder[("reirradiation/course2-sbrt-27Gy3", None)]
+    assert c1.patient_id == c2.patient_id and c1.frame_uid == c2.frame_uid
+    assert (c1.date, c2.date) == ("20250301", "20260301")
+    assert (c1.cord_dmax(), c2.cord_dmax()) == pytest.approx((31.0, 15.0))
+    a, b = by_folder[("two-plans", "A")], by_folder[("two-plans", "B")]
+    assert a.patient_id == b.patient_id and a.uid("RP") != b.uid("RP")
+    sbrt = by_folder[("spine-sbrt-27Gy3", None)]
+    assert 14.0 <= sbrt.cord_dmax() <= 18.0 < 20.3

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
@@ -76,8 +77,10 @@ def make_uid(*parts: object) -> str:
 
 def _ds_str(value: float, digits: int = 4) -> str:
     """A DICOM DS string (at most 16 characters) rounded to ``digits`` decimals."""
-    text = np.format_float_positional(round(float(value), digits), trim="-")
-    return "0" if text in ("-0", "-0.") else text
+    text = f"{float(value):.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _ds_list(values: Sequence[float] | np.ndarray, digits: int = 4) -> list[str]:
@@ -454,20 +457,36 @@ def _as_rois(rois: Mapping[str, object] | Sequence[ROI],
     return numbered
 
 
-def _contour_item(kind: str, xyz: np.ndarray) -> Dataset:
-    return _item(ContourGeometricType=kind, NumberOfContourPoints=len(xyz),
-                 ContourData=_ds_list(xyz))
+def _set_raw_ds(item: Dataset, keyword: str, values: list[str]) -> None:
+    """Store a DS list already encoded.
+
+    pydicom would otherwise build and validate one DSfloat per number, which dominates the
+    time to build a structure set; the element is parsed normally when it is read.
+    """
+    text = "\\".join(values)
+    if len(text) % 2:
+        text += " "
+    tag = Tag(keyword)
+    item[tag] = RawDataElement(tag, "DS", len(text), text.encode("ascii"), 0, False, True)
+    item.set_original_encoding(False, True, "iso8859")  # the writer then copies the bytes
 
 
-def _roi_contour_item(roi: ROI) -> Dataset:
+def _contour_item(kind: str, xyz: np.ndarray, decimals: int) -> Dataset:
+    item = _item(ContourGeometricType=kind, NumberOfContourPoints=len(xyz))
+    _set_raw_ds(item, "ContourData", _ds_list(xyz, decimals))
+    return item
+
+
+def _roi_contour_item(roi: ROI, decimals: int) -> Dataset:
     item = _item(ROIDisplayColor=list(roi.color), ReferencedROINumber=roi.number)
     contours = []
     for z, xy in roi.contours:
         xy = np.asarray(xy, dtype=float)
         xyz = np.column_stack([xy, np.full(len(xy), float(z))])
-        contours.append(_contour_item("CLOSED_PLANAR", xyz))
+        contours.append(_contour_item("CLOSED_PLANAR", xyz, decimals))
     for p in roi.points:
-        contours.append(_contour_item("POINT", np.asarray(p, dtype=float).reshape(1, 3)))
+        contours.append(_contour_item("POINT", np.asarray(p, dtype=float).reshape(1, 3),
+                                      decimals))
     if contours:
         item.ContourSequence = DicomSequence(contours)
     return item
@@ -479,7 +498,7 @@ def structure_set_dataset(
         referenced_series_uid: str | None = None, patient_id: str = DEFAULT_PATIENT_ID,
         patient_name: str = DEFAULT_PATIENT_NAME, study_uid: str | None = None,
         series_uid: str | None = None, sop_uid: str | None = None,
-        date: str = "20260301") -> FileDataset:
+        date: str = "20260301", decimals: int = 4) -> FileDataset:
     """An RTSTRUCT with the given ROIs.
 
     Parameters
@@ -487,6 +506,8 @@ def structure_set_dataset(
     rois : dict name -> list of (z, N x 2) contours or ROI, or a list of ROI
         A list allows duplicate names; :func:`point_roi` makes a POINT ROI, an empty list an
         empty ROI (listed in StructureSetROISequence, no ContourSequence).
+    decimals : int
+        Contour coordinates are written rounded to this many decimals of a mm.
     types : dict name -> RTROIInterpretedType, optional
         Types for the ROIs given as plain contour lists (default ORGAN).
     referenced_series_uid : str, optional
@@ -513,7 +534,7 @@ def structure_set_dataset(
         _item(ROINumber=r.number, ReferencedFrameOfReferenceUID=frame_uid, ROIName=r.name,
               ROIGenerationAlgorithm="MANUAL") for r in roi_list])
     ds.ROIContourSequence = DicomSequence(
-        [_roi_contour_item(r) for r in roi_list if not r.omit_contour_item])
+        [_roi_contour_item(r, decimals) for r in roi_list if not r.omit_contour_item])
     ds.RTROIObservationsSequence = DicomSequence([
         _item(ObservationNumber=r.number, ReferencedROINumber=r.number,
               RTROIInterpretedType=r.roi_type, ROIInterpreter="") for r in roi_list])
@@ -572,9 +593,12 @@ def _beam_item(beam: Beam, isocenter: Sequence[float]) -> Dataset:
 
 def _fraction_group_item(number: int, group: FractionGroupSpec) -> Dataset:
     total_weight = sum(b.weight for b in group.beams) or 1.0
+    doses = [round(group.dose_per_fraction_gy * b.weight / total_weight, 6)
+             for b in group.beams]
+    if doses:  # the last beam takes the rounding remainder: stored beam doses sum exactly
+        doses[-1] = round(group.dose_per_fraction_gy - sum(doses[:-1]), 6)
     refs = []
-    for beam in group.beams:
-        dose = group.dose_per_fraction_gy * beam.weight / total_weight
+    for beam, dose in zip(group.beams, doses):
         mu = beam.meterset if beam.meterset is not None else 100.0 * dose
         refs.append(_item(ReferencedBeamNumber=beam.number, BeamDose=_ds_str(dose, 6),
                           BeamMeterset=_ds_str(mu, 3)))
@@ -681,3 +705,506 @@ def write(ds: Dataset, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+# --------------------------------------------------------------------------------------
+# Spine phantom: anatomy, analytic doses, whole plans
+# --------------------------------------------------------------------------------------
+#
+# Patient coordinates (HFS): x towards the patient's left, y posterior, z superior. All
+# anatomy is placed relative to the centre of the vertebral body. Shapes are contoured as
+# polygons whose vertices lie on the analytic curves (64 vertices for ellipses, so the
+# points at 0, 90, 180 and 270 degrees are vertices: the cord's nearest and farthest points
+# from the vertebral body are exactly on its contours).
+
+@dataclass(frozen=True)
+class SpineAnatomy:
+    """A thoracic vertebra with its neighbours, in mm.
+
+    Offsets are from :attr:`centre`, the centre of the vertebral body. Ellipses are given by
+    their semi-axes (x, y). The SBRT PTV is the vertebral body grown by ``sbrt_margin``; the
+    conventional PTV is a box over the vertebra with its posterior elements and canal.
+    """
+
+    centre: tuple[float, float, float] = (5.0, 45.0, -310.0)
+    vertebral_body: tuple[float, float] = (20.0, 15.0)
+    vertebra_half_height: float = 13.0
+    sbrt_margin: float = 2.0
+    cord_y: float = 25.5
+    cord: tuple[float, float] = (5.5, 4.5)
+    thecal_sac: tuple[float, float] = (8.0, 7.5)
+    esophagus: tuple[float, float, float] = (6.0, -29.0, 7.0)  # x, y, radius
+    gtv: tuple[float, float, float, float] = (4.0, 0.0, 0.0, 9.0)  # x, y, z, radius
+    skin_y: float = -45.0
+    skin: tuple[float, float] = (160.0, 110.0)
+    conventional_ptv: tuple[float, float, float, float] = (-35.0, -25.0, 35.0, 45.0)
+    conventional_ptv_half_length: float = 28.5
+    organ_half_length: float = 40.0
+
+    @property
+    def sbrt_ptv(self) -> tuple[float, float]:
+        """Semi-axes of the SBRT PTV cross-section."""
+        return (self.vertebral_body[0] + self.sbrt_margin,
+                self.vertebral_body[1] + self.sbrt_margin)
+
+    @property
+    def sbrt_ptv_half_length(self) -> float:
+        return self.vertebra_half_height + self.sbrt_margin
+
+    @property
+    def cord_gap(self) -> float:
+        """Distance (mm) from the SBRT PTV's posterior edge to the cord's anterior edge."""
+        return self.cord_y - self.cord[1] - self.sbrt_ptv[1]
+
+    def at(self, dx: float, dy: float, dz: float) -> tuple[float, float, float]:
+        """Patient coordinates of a point given relative to the centre."""
+        return (self.centre[0] + dx, self.centre[1] + dy, self.centre[2] + dz)
+
+
+def _slab_planes(half_length: float, step: float) -> np.ndarray:
+    """Plane offsets whose slabs of thickness ``step`` fill [-half_length, half_length]
+    (or the largest such span when the step does not divide it)."""
+    n = int(np.floor(2 * half_length / step + 1e-9))
+    return (np.arange(n) - (n - 1) / 2) * step
+
+
+def _erf_field(u: np.ndarray, half_width: float, sigma: float) -> np.ndarray:
+    """Open-field profile: 1 in the middle, 0.5 at +-half_width, Gaussian penumbra."""
+    from scipy.special import erf
+    s = sigma * np.sqrt(2.0)
+    return 0.5 * (erf((half_width - u) / s) + erf((half_width + u) / s))
+
+
+@dataclass(frozen=True)
+class ConventionalDose:
+    """Dose of a static open-field spine treatment (AP/PA or single PA), in Gy.
+
+    ``D = Rx * F(x) * F(z) * (1 + a1*v + a2*v**2)`` with ``v = (y - y_iso) / 100 mm``,
+    F an open-field profile (50 % at the field edge, Gaussian penumbra ``sigma``). The
+    prescription point is the isocentre (vertebral body centre), where D = Rx. An AP/PA pair
+    has a2 > 0 (hotter towards both surfaces), a single PA field a1 > 0 (hotter posteriorly).
+    """
+
+    prescription_gy: float
+    centre: tuple[float, float, float]
+    linear: float = 0.0
+    quadratic: float = 0.0
+    half_width_x: float = 45.0
+    half_length_z: float = 35.0
+    sigma: float = 4.0
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        v = (np.asarray(y) - self.centre[1]) / 100.0
+        return (self.prescription_gy
+                * _erf_field(np.asarray(x) - self.centre[0], self.half_width_x, self.sigma)
+                * _erf_field(np.asarray(z) - self.centre[2], self.half_length_z, self.sigma)
+                * (1.0 + self.linear * v + self.quadratic * v * v))
+
+
+@dataclass(frozen=True)
+class SBRTDose:
+    """Dose conforming to an elliptic-cylinder PTV with an exponential fall-off, in Gy.
+
+    With ``s`` the signed distance (mm, positive outside) to the PTV surface:
+    ``D = Rx * exp(-s / falloff_mm)`` outside, ``Rx * (1 + hot * (1 - exp(s / hot_depth_mm)))``
+    inside: the PTV surface gets exactly Rx, the centre about (1 + hot) Rx. In-plane, ``s`` is
+    the first-order distance ``(rho - 1) / |grad rho|`` to the ellipse ``rho = 1``, exact on
+    the ellipse's axes (where the cord's nearest point lies); along z it is combined with the
+    distance to the end planes as for a box.
+    """
+
+    prescription_gy: float
+    centre: tuple[float, float, float]
+    semi_axes: tuple[float, float]
+    half_length: float
+    falloff_mm: float
+    hot: float = 0.2
+    hot_depth_mm: float = 5.0
+
+    def signed_distance(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        a, b = self.semi_axes
+        u = np.asarray(x, dtype=float) - self.centre[0]
+        v = np.asarray(y, dtype=float) - self.centre[1]
+        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        grad = np.sqrt((u / a ** 2) ** 2 + (v / b ** 2) ** 2)  # = rho * |grad rho|
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s_xy = np.where(grad > 0, (rho - 1.0) * rho / grad, -min(a, b))
+        s_z = np.abs(np.asarray(z, dtype=float) - self.centre[2]) - self.half_length
+        outside = np.hypot(np.maximum(s_xy, 0.0), np.maximum(s_z, 0.0))
+        return outside + np.minimum(np.maximum(s_xy, s_z), 0.0)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        s = self.signed_distance(x, y, z)
+        inside = 1.0 + self.hot * (1.0 - np.exp(np.minimum(s, 0.0) / self.hot_depth_mm))
+        return self.prescription_gy * np.where(s > 0, np.exp(-np.maximum(s, 0.0)
+                                                             / self.falloff_mm), inside)
+
+
+#: Per kind: fractions, prescription (Gy), cord Dmax as a fraction of it, contour plane and
+#: dose grid spacing (mm), plan intent, label prefix, beam gantry angles.
+SPINE_KINDS: dict[str, dict] = {
+    "sbrt": dict(fractions=3, prescription_gy=27.0, cord_ratio=17.0 / 27.0, contour_step=2.0,
+                 dose_step=2.0, intent="CURATIVE", tag="SBRT",
+                 angles=(100.0, 130.0, 160.0, 180.0, 200.0, 230.0, 260.0)),
+    "conventional": dict(fractions=10, prescription_gy=30.0, cord_ratio=31.0 / 30.0,
+                         contour_step=3.0, dose_step=2.5, intent="PALLIATIVE", tag="CONV",
+                         angles=(0.0, 180.0)),
+    "single": dict(fractions=1, prescription_gy=8.0, cord_ratio=1.12, contour_step=3.0,
+                   dose_step=2.5, intent="PALLIATIVE", tag="SINGLE", angles=(180.0,)),
+}
+
+
+def _seed_int(seed: object) -> int:
+    return int(make_uid("rtcheck-seed", seed).rsplit(".", 1)[-1]) % (2 ** 63)
+
+
+def varied_anatomy(seed: object) -> SpineAnatomy:
+    """A plausible variant of the default anatomy, drawn reproducibly from ``seed``:
+    position, cord size and cord-to-PTV gap (3-5 mm), oesophagus position."""
+    rng = np.random.default_rng(_seed_int(seed))
+    base = SpineAnatomy()
+    cord = (float(rng.uniform(4.5, 6.0)), float(rng.uniform(3.8, 5.0)))
+    gap = float(rng.uniform(3.0, 5.0))
+    centre = (float(rng.uniform(-20, 20)), float(rng.uniform(20, 70)),
+              float(rng.uniform(-600, 100)))
+    esophagus = (float(rng.uniform(0.0, 10.0)), base.esophagus[1], base.esophagus[2])
+    return SpineAnatomy(centre=centre, cord=cord, esophagus=esophagus,
+                        cord_y=base.sbrt_ptv[1] + gap + cord[1],
+                        thecal_sac=(cord[0] + 2.5, cord[1] + 3.0))
+
+
+@dataclass
+class SpineCase:
+    """A synthetic spine plan: anatomy, analytic dose, plan facts and identifiers.
+
+    Build with :func:`spine_case`; :meth:`datasets` gives the DICOM objects, :meth:`cord_dmax`
+    the analytic truth for the cord maximum.
+    """
+
+    kind: str
+    anatomy: SpineAnatomy
+    dose: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    prescription_gy: float
+    fractions: int
+    label: str
+    date: str
+    intent: str
+    angles: tuple[float, ...]
+    contour_step: float
+    dose_step: float
+    seed: object
+    patient_id: str
+    patient_name: str
+    frame_uid: str
+    study_uid: str
+    orientation: str | Sequence[float] = "HFS"
+    summation: str = "PLAN"
+    bits: int = 16
+
+    def uid(self, role: str) -> str:
+        return make_uid("rtcheck-synthetic", self.seed, self.label, role)
+
+    @property
+    def cord_max_point(self) -> tuple[float, float, float]:
+        """Where the cord receives its maximum dose (patient mm).
+
+        SBRT: the cord's anterior edge facing the PTV (any z within the PTV length: the
+        dose is constant along z there; z = centre is returned). Conventional: the cord's
+        posterior edge at the field centre (dose grows with y posterior of the isocentre).
+        """
+        a = self.anatomy
+        edge = -a.cord[1] if self.kind == "sbrt" else a.cord[1]
+        return a.at(0.0, a.cord_y + edge, 0.0)
+
+    def cord_dmax(self) -> float:
+        """Analytic maximum of the dose function over the cord (Gy)."""
+        return float(self.dose(*(np.array(v) for v in self.cord_max_point)))
+
+    def rois(self) -> list[ROI]:
+        """The structures, contoured every :attr:`contour_step` mm."""
+        a, step = self.anatomy, self.contour_step
+        cx, cy, cz = a.centre
+        organ_z = cz + _slab_planes(a.organ_half_length, step)
+        scan_z = cz + _slab_planes(a.organ_half_length + 4.0, step)
+        if self.kind == "sbrt":
+            ptv = elliptic_cylinder(cx, cy, *a.sbrt_ptv,
+                                    cz + _slab_planes(a.sbrt_ptv_half_length, step))
+        else:
+            x0, y0, x1, y1 = a.conventional_ptv
+            ptv = extrude(rectangle(cx + x0, cy + y0, cx + x1, cy + y1),
+                          cz + _slab_planes(a.conventional_ptv_half_length, step))
+        gx, gy, gz, gr = a.gtv
+        ex, ey, er = a.esophagus
+        return [
+            ROI("BODY", elliptic_cylinder(cx, cy + a.skin_y, *a.skin, scan_z), roi_type="EXTERNAL",
+                color=(0, 255, 0)),
+            ROI("PTV", ptv, roi_type="PTV", color=(255, 0, 0)),
+            ROI("GTV", sphere(cx + gx, cy + gy, cz + gz, gr, cz + _slab_planes(gr, step), 32),
+                roi_type="GTV", color=(255, 0, 255)),
+            ROI("SpinalCord", elliptic_cylinder(cx, cy + a.cord_y, *a.cord, organ_z),
+                roi_type="ORGAN", color=(255, 255, 0)),
+            ROI("ThecalSac", elliptic_cylinder(cx, cy + a.cord_y, *a.thecal_sac, organ_z),
+                roi_type="ORGAN", color=(0, 255, 255)),
+            ROI("Esophagus", cylinder(cx + ex, cy + ey, er, organ_z, 32), roi_type="ORGAN",
+                color=(0, 0, 255)),
+            point_roi("ISO", a.centre),
+        ]
+
+    def grid_bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Dose grid box: 120 x 120 mm around the spine, 4 mm beyond the organs in z."""
+        a, d = self.anatomy, self.dose_step
+        half_z = d * np.ceil((a.organ_half_length + 4.0) / d)
+        lo = a.at(-60.0, -60.0, -half_z)
+        hi = a.at(60.0, 60.0, half_z)
+        return lo, hi
+
+    def beams(self) -> list[Beam]:
+        return [Beam(f"G{int(g):03d}", g) for g in self.angles]
+
+    def _common(self, role: str) -> dict:
+        return dict(patient_id=self.patient_id, patient_name=self.patient_name,
+                    study_uid=self.study_uid, series_uid=self.uid(f"series-{role}"),
+                    date=self.date)
+
+    def datasets(self) -> dict[str, FileDataset]:
+        """The plan ("RP"), structure set ("RS") and dose: "RD" for a PLAN or FRACTION
+        dose, "RD.B1", "RD.B2"... (one per beam) for BEAM doses."""
+        rs = structure_set_dataset(self.rois(), label=self.label[:16],
+                                   frame_uid=self.frame_uid, sop_uid=self.uid("RS"),
+                                   decimals=2, **self._common("RS"))
+        rp = plan_dataset(self.label, self.fractions, self.prescription_gy,
+                          beams=self.beams(), intent=self.intent,
+                          structure_set_uid=rs.SOPInstanceUID, frame_uid=self.frame_uid,
+                          target_roi_number=2, isocenter=self.anatomy.centre,
+                          patient_position=(self.orientation if isinstance(self.orientation, str)
+                                            else "HFS"),
+                          plan_uid=self.uid("RP"), **self._common("RP"))
+        lo, hi = self.grid_bounds()
+        x, y, z = grid_axes(lo, hi, (self.dose_step,) * 3)
+        values = sample_function(self.dose, x, y, z)
+        dose_kw = dict(orientation=self.orientation, plan_uid=rp.SOPInstanceUID,
+                       frame_uid=self.frame_uid, bits=self.bits, **self._common("RD"))
+        origin, spacing = (x[0], y[0], z[0]), (self.dose_step,) * 3
+        out = {"RP": rp, "RS": rs}
+        if self.summation == "BEAM":
+            n = len(self.angles)  # equal weights: each beam gives 1/n of the dose
+            for k in range(1, n + 1):
+                out[f"RD.B{k}"] = dose_dataset(values / n, origin, spacing, summation="BEAM",
+                                               beam_number=k, sop_uid=self.uid(f"RD{k}"),
+                                               **dose_kw)
+        elif self.summation in ("PLAN", "FRACTION"):
+            per = self.fractions if self.summation == "FRACTION" else 1
+            out["RD"] = dose_dataset(values / per, origin, spacing, summation=self.summation,
+                                     sop_uid=self.uid("RD"), **dose_kw)
+        else:
+            raise ValueError("summation must be PLAN, FRACTION or BEAM")
+        return out
+
+
+def spine_case(kind: str = "sbrt", *, seed: object = 0, prescription_gy: float | None = None,
+               fractions: int | None = None, cord_dmax_gy: float | None = None,
+               anatomy: SpineAnatomy | None = None, vary: bool = False,
+               label: str | None = None, date: str = "20260301", intent: str | None = None,
+               patient_id: str = DEFAULT_PATIENT_ID, patient_name: str = "Synthetic^Spine",
+               frame_uid: str | None = None, study_uid: str | None = None,
+               orientation: str | Sequence[float] = "HFS", summation: str = "PLAN",
+               bits: int = 16) -> SpineCase:
+    """A synthetic spine plan whose cord maximum dose is known exactly.
+
+    Parameters
+    ----------
+    kind : {"sbrt", "conventional", "single"}
+        SBRT to the vertebral body (7 posterior beams, steep fall-off towards the cord),
+        an AP/PA conventional plan, or a single PA field.
+    seed : any
+        Derives every UID (and the anatomy when ``vary``): same seed, identical files.
+    prescription_gy, fractions
+        Default 27 Gy/3 (sbrt), 30 Gy/10 (conventional), 8 Gy/1 (single).
+    cord_dmax_gy : float, optional
+        The analytic cord maximum the dose is built to give (default 17/27 of the
+        prescription for SBRT, 31/30 for AP/PA, 1.12 for a PA field). For SBRT it sets the
+        fall-off length ``gap / ln(Rx / cord_dmax)``; for the open fields the depth term.
+    anatomy, vary
+        The anatomy (default :class:`SpineAnatomy`), or ``vary=True`` for
+        :func:`varied_anatomy` drawn from ``seed``.
+    orientation, summation, bits
+        Passed to the RTDOSE builder (BEAM writes one dose per beam, FRACTION the dose of
+        one fraction).
+    """
+    if kind not in SPINE_KINDS:
+        raise ValueError(f"kind must be one of {sorted(SPINE_KINDS)}")
+    spec = SPINE_KINDS[kind]
+    rx = float(prescription_gy if prescription_gy is not None else spec["prescription_gy"])
+    n = int(fractions if fractions is not None else spec["fractions"])
+    target = float(cord_dmax_gy if cord_dmax_gy is not None else spec["cord_ratio"] * rx)
+    if anatomy is None:
+        anatomy = varied_anatomy(seed) if vary else SpineAnatomy()
+    dose = _spine_dose(kind, anatomy, rx, target)
+    label = (label or f"{SPINE_KINDS[kind]['tag']}_{rx:g}GY{n}")[:16]  # RTPlanLabel is SH
+    return SpineCase(
+        kind=kind, anatomy=anatomy, dose=dose, prescription_gy=rx, fractions=n, label=label,
+        date=date, intent=intent or spec["intent"], angles=tuple(spec["angles"]),
+        contour_step=spec["contour_step"], dose_step=spec["dose_step"], seed=seed,
+        patient_id=patient_id, patient_name=patient_name,
+        frame_uid=frame_uid or make_uid("rtcheck-synthetic", seed, "frame"),
+        study_uid=study_uid or make_uid("rtcheck-synthetic", seed, "study"),
+        orientation=orientation, summation=summation, bits=bits)
+
+
+def _spine_dose(kind: str, a: SpineAnatomy, rx: float, cord_dmax: float):
+    """The analytic dose of ``kind`` whose maximum over the cord is ``cord_dmax``."""
+    if kind == "sbrt":
+        if not 0 < cord_dmax < rx:
+            raise ValueError("an SBRT cord maximum must be below the prescription")
+        falloff = a.cord_gap / np.log(rx / cord_dmax)
+        return SBRTDose(rx, a.centre, a.sbrt_ptv, a.sbrt_ptv_half_length, float(falloff))
+    excess = cord_dmax / rx - 1.0
+    if excess < 0:
+        raise ValueError("an open-field cord maximum cannot be below the prescription here")
+    v = (a.cord_y + a.cord[1]) / 100.0  # the cord's posterior edge
+    if kind == "single":
+        return ConventionalDose(rx, a.centre, linear=excess / v)
+    return ConventionalDose(rx, a.centre, quadratic=excess / v ** 2)
+
+
+def spine_plan(kind: str = "sbrt", seed: object = 0, **kwargs) -> dict[str, FileDataset]:
+    """The DICOM objects of :func:`spine_case` (keys "RP", "RS", "RD" or "RD.B<n>")."""
+    return spine_case(kind, seed=seed, **kwargs).datasets()
+
+
+def write_plan(folder: str | os.PathLike, datasets: Mapping[str, Dataset],
+               tag: str | None = None) -> list[Path]:
+    """Write ``datasets`` as ``<key>.dcm`` (or ``<key>.<tag>.dcm``) files in ``folder``."""
+    suffix = f".{tag}" if tag else ""
+    return [write(ds, Path(folder) / f"{key}{suffix}.dcm") for key, ds in datasets.items()]
+
+
+# --------------------------------------------------------------------------------------
+# Independent truth by dense sampling
+# --------------------------------------------------------------------------------------
+
+def polygon_mask(polygon: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Points (x, y) inside ``polygon`` (N x 2) by the even-odd rule (ray casting)."""
+    px, py = np.asarray(polygon, dtype=float).T
+    inside = np.zeros(np.broadcast(x, y).shape, dtype=bool)
+    for k in range(len(px)):
+        x0, y0, x1, y1 = px[k - 1], py[k - 1], px[k], py[k]
+        if y0 == y1:
+            continue
+        crosses = (y0 > y) != (y1 > y)
+        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (x < x_cross)
+    return inside
+
+
+def roi_samples(roi: ROI, slab: float, xy_step: float = 0.05, z_step: float = 0.5
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Sample points filling an ROI: each contour plane's polygons (even-odd) extruded over
+    its slab ``[z - slab/2, z + slab/2]``, on a lattice of cell ``xy_step`` x ``z_step``
+    (cell centres). Returns x, y, z arrays and the volume of one sample (mm3)."""
+    xs, ys, zs = [], [], []
+    by_plane: dict[float, list[np.ndarray]] = {}
+    for z, xy in roi.contours:
+        by_plane.setdefault(round(float(z), 3), []).append(np.asarray(xy, dtype=float))
+    n_sub = max(1, int(round(slab / z_step)))
+    dz = slab / n_sub
+    for z, polys in by_plane.items():
+        allxy = np.vstack(polys)
+        lo, hi = allxy.min(axis=0), allxy.max(axis=0)
+        gx = np.arange(lo[0] + xy_step / 2, hi[0], xy_step)
+        gy = np.arange(lo[1] + xy_step / 2, hi[1], xy_step)
+        X, Y = np.meshgrid(gx, gy)
+        mask = np.zeros(X.shape, dtype=bool)
+        for poly in polys:
+            mask ^= polygon_mask(poly, X, Y)
+        px, py = X[mask], Y[mask]
+        for k in range(n_sub):
+            xs.append(px)
+            ys.append(py)
+            zs.append(np.full(px.size, z - slab / 2 + (k + 0.5) * dz))
+    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(zs),
+            xy_step * xy_step * dz)
+
+
+def dose_at_volume(doses: np.ndarray, sample_volume_mm3: float, volume_cc: float) -> float:
+    """D(volume): the lowest dose within the hottest ``volume_cc`` of the samples."""
+    ordered = np.sort(np.asarray(doses))[::-1]
+    k = int(np.ceil(volume_cc * 1000.0 / sample_volume_mm3)) - 1
+    return float(ordered[min(max(k, 0), ordered.size - 1)])
+
+
+def roi_by_name(rois: Sequence[ROI], name: str) -> ROI:
+    found = [r for r in rois if r.name == name]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} ROIs named {name!r}")
+    return found[0]
+
+
+# --------------------------------------------------------------------------------------
+# The sample set
+# --------------------------------------------------------------------------------------
+
+SAMPLE_PATIENT_NAME = "Sample^Spine"
+
+
+@dataclass
+class Sample:
+    """One plan of the sample set: where it goes and what it is."""
+
+    folder: str
+    tag: str | None
+    case: SpineCase
+    description: str
+
+
+def sample_set() -> list[Sample]:
+    """The plans written under ``sample_plans/`` (see sample_plans/README.md)."""
+
+    def case(kind: str, key: str, patient: int, **kw) -> SpineCase:
+        return spine_case(kind, seed=f"rtcheck-sample/{key}",
+                          patient_id=f"RTCHECK-SAMPLE-{patient:02d}",
+                          patient_name=SAMPLE_PATIENT_NAME, **kw)
+
+    reirr_frame = make_uid("rtcheck-sample", "reirradiation", "frame")
+    two_frame = make_uid("rtcheck-sample", "two-plans", "frame")
+    two_study = make_uid("rtcheck-sample", "two-plans", "study")
+    return [
+        Sample("spine-30Gy10", None,
+               case("conventional", "spine-30Gy10", 1, date="20260301", label="SPINE_30GY10"),
+               "Palliative spine, 30 Gy in 10 fractions, AP/PA open fields. The cord lies "
+               "inside the field and the PTV (a box over the vertebra and its canal)."),
+        Sample("spine-sbrt-27Gy3", None,
+               case("sbrt", "spine-sbrt-27Gy3", 2, date="20260305", label="SBRT_27GY3"),
+               "Spine SBRT, 27 Gy in 3 fractions to the vertebral body + 2 mm, 7 posterior "
+               "beams; the cord is 4 mm behind the PTV, in a steep fall-off."),
+        Sample("single-8Gy1", None,
+               case("single", "single-8Gy1", 3, date="20260310", label="SPINE_8GY1"),
+               "Palliative spine, a single 8 Gy fraction, one PA field."),
+        Sample("reirradiation/course1-30Gy10", None,
+               case("conventional", "reirradiation/course1", 4, date="20250301",
+                    frame_uid=reirr_frame, label="C1_30GY10"),
+               "Re-irradiation, first course: 30 Gy/10 AP/PA on the same vertebra."),
+        Sample("reirradiation/course2-sbrt-27Gy3", None,
+               case("sbrt", "reirradiation/course2", 4, date="20260301",
+                    frame_uid=reirr_frame, cord_dmax_gy=15.0, intent="PALLIATIVE",
+                    label="C2_SBRT_27GY3"),
+               "Re-irradiation, second course 12 months later: SBRT 27 Gy/3, cord held to "
+               "15.0 Gy (same patient ID and frame of reference as course 1)."),
+        Sample("two-plans", "A",
+               case("conventional", "two-plans/A", 5, date="20260312", frame_uid=two_frame,
+                    study_uid=two_study, prescription_gy=20.0, fractions=5,
+                    label="PLAN_A_20GY5"),
+               "Plan A of two in one folder: 20 Gy/5 AP/PA."),
+        Sample("two-plans", "B",
+               case("single", "two-plans/B", 5, date="20260312", frame_uid=two_frame,
+                    study_uid=two_study, label="PLAN_B_8GY1"),
+               "Plan B of two in one folder: 8 Gy/1 PA (same patient, same images)."),
+    ]
+
+
+def make_sample_plans(out_dir: str | os.PathLike) -> list[Sample]:
+    """Write the sample set under ``out_dir`` (deterministic: identical bytes every time)."""
+    samples = sample_set()
+    for s in samples:
+        write_plan(Path(out_dir) / s.folder, s.case.datasets(), s.tag)
+    return samples
