@@ -8,150 +8,87 @@ code happened to output before.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from rtcheck import batch as B
 from rtcheck.cli import main
 from rtcheck.errors import InputError
 
-PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-DOSE_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
-STRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+# The spine-plan builder of the batch benchmark (loaded under its own name: "batch" is too
+# generic to put on sys.path for the test suite).
+_spec = importlib.util.spec_from_file_location(
+    "rtcheck_benchmarks_batch", Path(__file__).resolve().parents[1] / "benchmarks" / "batch.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench
+_spec.loader.exec_module(bench)
+
+#: Facts that make every rule of the referential decidable for the synthetic plans:
+#: 27 Gy/3 is a listed oligometastatic scheme and within the spine SBRT range; L2 is
+#: outside C5-T10 (no oesophagus rule); no prior course.
+FACTS = {"indication": "oligometastatic", "site": "spine", "vertebral_level": "L2"}
 
 
-# --------------------------------------------------------------------------------------
-# A tiny archive builder (header-complete RT objects, a uniform dose of known value)
-# --------------------------------------------------------------------------------------
-
-
-def _base(sop_class: str, modality: str, patient: str, frame: str) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.Modality = modality
-    ds.PatientID = patient
-    ds.FrameOfReferenceUID = frame
-    return ds
-
-
-def _ref(sop_class: str, uid: str) -> Sequence:
-    item = Dataset()
-    item.ReferencedSOPClassUID = sop_class
-    item.ReferencedSOPInstanceUID = uid
-    return Sequence([item])
-
-
-def make_plan(folder: Path, patient: str, label: str, *, dose_gy: float = 20.0,
-              dose: bool = True, structures: bool = True, ct_slices: int = 0) -> dict:
-    """Write RTPLAN (+ RTDOSE uniform at ``dose_gy``, + RTSTRUCT, + CT slices without
-    extension) for one plan; returns the paths and UIDs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = generate_uid()
-    ss = _base(STRUCT_CLASS, "RTSTRUCT", patient, frame)
-    ss.StructureSetLabel = "SS"
-    roi = Dataset()
-    roi.ROINumber, roi.ROIName = 1, "SpinalCord"
-    ss.StructureSetROISequence = Sequence([roi])
-    contour = Dataset()
-    contour.ContourGeometricType, contour.NumberOfContourPoints = "CLOSED_PLANAR", 4
-    contour.ContourData = [-5, -5, 0, 5, -5, 0, 5, 5, 0, -5, 5, 0]
-    rc = Dataset()
-    rc.ReferencedROINumber, rc.ContourSequence = 1, Sequence([contour])
-    ss.ROIContourSequence = Sequence([rc])
-    plan = _base(PLAN_CLASS, "RTPLAN", patient, frame)
-    plan.RTPlanLabel = label
-    plan.ReferencedStructureSetSequence = _ref(STRUCT_CLASS, ss.SOPInstanceUID)
-    out = {"plan": folder / f"RP.{label}.dcm", "plan_uid": plan.SOPInstanceUID}
-    plan.save_as(out["plan"], enforce_file_format=True)
-    if structures:
-        out["structures"] = folder / f"RS.{label}.dcm"
-        ss.save_as(out["structures"], enforce_file_format=True)
-    if dose:
-        rd = _base(DOSE_CLASS, "RTDOSE", patient, frame)
-        rd.ReferencedRTPlanSequence = _ref(PLAN_CLASS, plan.SOPInstanceUID)
-        rd.DoseUnits, rd.DoseType, rd.DoseSummationType = "GY", "PHYSICAL", "PLAN"
-        n = 8
-        rd.Rows = rd.Columns = rd.NumberOfFrames = n
-        rd.PixelSpacing = [4.0, 4.0]
-        rd.ImagePositionPatient = [-14.0, -14.0, -14.0]
-        rd.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        rd.GridFrameOffsetVector = [4.0 * k for k in range(n)]
-        rd.BitsAllocated = rd.BitsStored = 32
-        rd.HighBit, rd.PixelRepresentation, rd.SamplesPerPixel = 31, 0, 1
-        rd.PhotometricInterpretation = "MONOCHROME2"
-        rd.DoseGridScaling = dose_gy / 1e6
-        rd.PixelData = np.full((n, n, n), 1_000_000, dtype=np.uint32).tobytes()
-        out["dose"] = folder / f"RD.{label}.dcm"
-        out["dose_uid"] = rd.SOPInstanceUID
-        rd.save_as(out["dose"], enforce_file_format=True)
+def make_plan(folder: Path, patient: str, label: str, kind: str = "pass", *,
+              ct_slices: int = 0, **parts) -> dict:
+    """A small spine SBRT plan (5 mm grid, short structures) whose cord near-maximum is
+    16.9 Gy ("pass") or 23.6 Gy ("fail") against the 20.3 Gy limit; CT slices without
+    extension beside it."""
+    out = bench.write_spine_plan(folder, kind, patient_id=patient, label=label, grid_mm=5.0,
+                                 half_length_mm=15.0, body=False, **parts)
     for k in range(ct_slices):
-        im = _base(CT_CLASS, "CT", patient, frame)
-        im.Rows = im.Columns = 4
-        im.BitsAllocated = im.BitsStored = 16
-        im.HighBit, im.PixelRepresentation, im.SamplesPerPixel = 15, 1, 1
-        im.PhotometricInterpretation = "MONOCHROME2"
-        im.PixelData = np.zeros((4, 4), np.int16).tobytes()
-        im.save_as(folder / f"CT{k:03d}", enforce_file_format=True)
+        write_ct_slice(folder / f"CT{k:03d}", patient)
     return out
 
 
-#: Dose above which the stand-in checker fails a plan (Gy).
-LIMIT_GY = 25.0
+def write_ct_slice(path: Path, patient: str) -> None:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Modality, ds.PatientID = "CT", patient
+    ds.Rows = ds.Columns = 4
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 1, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = np.zeros((4, 4), np.int16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
 
 
-def standin_check(task: B.PlanTask) -> dict:
-    """A stand-in per-plan worker: reads the plan's files in full and fails a plan whose
-    uniform dose exceeds LIMIT_GY; NOT_EVALUATED without a dose. Module-level, so worker
-    processes can import it."""
-    import pydicom
-
-    rec = B.base_record(task.group, task.facts)
-    try:
-        for path in task.group.files:
-            pydicom.dcmread(path)
-        if not task.group.dose_paths:
-            rec["verdict"] = "NOT_EVALUATED"
-        else:
-            ds = pydicom.dcmread(task.group.dose_paths[0])
-            values = ds.pixel_array * float(ds.DoseGridScaling)
-            dmax = float(values.max())
-            rec["verdict"] = "FAIL" if dmax > LIMIT_GY else "PASS"
-            rec["findings"] = [{"rule": "dmax", "structure": "SpinalCord", "metric": "Dmax",
-                                "value": dmax, "limit": LIMIT_GY, "unit": "Gy",
-                                "status": rec["verdict"]}]
-    except Exception as exc:
-        rec.update(verdict="ERROR", error=f"{exc}")
-    rec["seconds"] = 0.01
-    return rec
+def facts_file(path: Path, patients: list[str], **overrides: str) -> Path:
+    """A facts CSV giving FACTS (with overrides) to each patient."""
+    facts = {**FACTS, **overrides}
+    lines = ["patient_id," + ",".join(facts)]
+    lines += [p + "," + ",".join(facts.values()) for p in patients]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def crashing_check(task: B.PlanTask) -> dict:
     """Kills its worker process on the plan labelled CRASH, like a segfault would."""
     if task.group.plan_label == "CRASH":
         os._exit(11)
-    return standin_check(task)
+    return B.check_one(task)
 
 
 def raising_check(task: B.PlanTask) -> dict:
     """Raises (instead of returning an ERROR record) on the plan labelled RAISE."""
     if task.group.plan_label == "RAISE":
         raise ValueError("something broke")
-    return standin_check(task)
+    return B.check_one(task)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -167,17 +104,17 @@ def read_jsonl(path: Path) -> list[dict]:
 def corrupt_archive(tmp_path: Path) -> tuple[Path, dict]:
     root = tmp_path / "archive"
     made = {
-        "pass": make_plan(root / "PAT1" / "course1", "PAT1", "OK20", dose_gy=20, ct_slices=3),
-        "fail": make_plan(root / "PAT2" / "course1" / "export", "PAT2", "HOT30", dose_gy=30),
+        "pass": make_plan(root / "PAT1" / "course1", "PAT1", "OK", "pass", ct_slices=3),
+        "fail": make_plan(root / "PAT2" / "course1" / "export", "PAT2", "HOT", "fail"),
         "nodose": make_plan(root / "PAT3", "PAT3", "NODOSE", dose=False),
         "nostruct": make_plan(root / "PAT4", "PAT4", "NOSTRUCT", structures=False),
         "cutdose": make_plan(root / "PAT5", "PAT5", "CUTDOSE"),
         "cutplan": make_plan(root / "PAT6", "PAT6", "CUTPLAN"),
     }
-    # A dose file cut in its pixel data (header intact): found, then fails to load.
+    # A dose file cut inside its pixel data (header intact): found, then fails to load.
     data = made["cutdose"]["dose"].read_bytes()
     made["cutdose"]["dose"].write_bytes(data[: len(data) - 700])
-    # A plan file cut in its header.
+    # A plan file cut inside its header.
     data = made["cutplan"]["plan"].read_bytes()
     made["cutplan"]["plan"].write_bytes(data[:200])
     rng = np.random.default_rng(5)
@@ -185,8 +122,9 @@ def corrupt_archive(tmp_path: Path) -> tuple[Path, dict]:
     (root / "junk" / "random.dcm").write_bytes(rng.bytes(3000))
     (root / "junk" / "noextension").write_bytes(rng.bytes(3000))
     (root / "junk" / "notes.txt").write_text("not DICOM")
-    # A duplicate copy of a whole plan folder (same UIDs).
+    # A duplicate copy of a whole plan folder (same UIDs), CT slices included.
     shutil.copytree(root / "PAT1" / "course1", root / "PAT1" / "course1-copy")
+    facts_file(tmp_path / "facts.csv", [f"PAT{i}" for i in range(1, 7)])
     return root, made
 
 
@@ -194,13 +132,13 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
     root, made = corrupt_archive
     found = B.discover(root)
     by_label = {g.plan_label: g for g in found.groups}
-    assert set(by_label) == {"OK20", "HOT30", "NODOSE", "NOSTRUCT", "CUTDOSE"}
-    ok = by_label["OK20"]
+    assert set(by_label) == {"OK", "HOT", "NODOSE", "NOSTRUCT", "CUTDOSE"}
+    ok = by_label["OK"]
     assert ok.plan_uid == made["pass"]["plan_uid"]
     assert ok.dose_uids == (made["pass"]["dose_uid"],)
     assert ok.structure_path == str(made["pass"]["structures"])
     assert ok.missing == ()
-    assert any("duplicate" in n and "course1-copy" in n for n in ok.notes)
+    assert sum("course1-copy" in n for n in ok.notes) == 3  # plan, dose, structure set
     assert by_label["NODOSE"].missing == ("RTDOSE",)
     assert by_label["NODOSE"].dose_paths == ()
     assert by_label["NOSTRUCT"].missing == ("RTSTRUCT",)
@@ -208,8 +146,9 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
     assert set(bad) == {"random.dcm", made["cutplan"]["plan"].name}
     assert bad["random.dcm"].key == "file:" + os.path.join("junk", "random.dcm")
     # The cut plan's dose and structure set have no plan left to belong to.
-    assert any(str(made["cutplan"]["dose"]) in u for u in found.unattached)
-    assert any(str(made["cutplan"]["structures"]) in u for u in found.unattached)
+    unattached = " ".join(found.unattached)
+    assert str(made["cutplan"]["dose"]) in unattached
+    assert str(made["cutplan"]["structures"]) in unattached
     # CT slices (3 + 3 copies) are skipped; random bytes without extension are not DICOM.
     assert found.skipped["CT"] == 6
     assert found.skipped["not DICOM"] == 2  # noextension, notes.txt
@@ -218,24 +157,47 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
 def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     root, made = corrupt_archive
     out = tmp_path / "results.jsonl"
-    summary = B.run_batch(root, output=str(out), jobs=2, worker=standin_check, progress="off")
+    summary = B.run_batch(root, output=str(out), jobs=2, facts=str(tmp_path / "facts.csv"),
+                          progress="off")
     records = read_jsonl(out)
+    assert len(records) == 7 and len({r["key"] for r in records}) == 7
     by_label = {r["plan_label"]: r for r in records if r["plan_label"]}
-    assert by_label["OK20"]["verdict"] == "PASS"
-    assert by_label["HOT30"]["verdict"] == "FAIL"
-    assert by_label["NODOSE"]["verdict"] == "NOT_EVALUATED"
-    assert by_label["NODOSE"]["missing"] == ["RTDOSE"]
-    assert by_label["NOSTRUCT"]["missing"] == ["RTSTRUCT"]
+    assert by_label["OK"]["verdict"] == "PASS"
+    assert by_label["HOT"]["verdict"] == "FAIL"
+    cord = next(f for f in by_label["HOT"]["findings"] if f["role"] == "spinal_cord")
+    assert cord["status"] == "FAIL"
+    assert cord["value"] == pytest.approx(bench.CORD_NEAR_MAX_GY["fail"], abs=0.3)
+    for label, missing in (("NODOSE", ["RTDOSE"]), ("NOSTRUCT", ["RTSTRUCT"])):
+        rec = by_label[label]
+        assert rec["missing"] == missing
+        assert rec["verdict"] == "NOT_EVALUATED"  # the cord rule cannot be evaluated
+        assert any(f["status"] == "NOT_EVALUATED" and f["role"] == "spinal_cord"
+                   for f in rec["findings"])
     assert by_label["CUTDOSE"]["verdict"] == "ERROR"
+    assert str(made["cutdose"]["dose"]) in by_label["CUTDOSE"]["error"]
     bad_files = [r for r in records if r["plan_uid"] is None]
     assert sorted(Path(r["files"][0]).name for r in bad_files) == sorted(
         ["random.dcm", made["cutplan"]["plan"].name])
     assert all(r["verdict"] == "ERROR" and r["files"][0] in r["error"] for r in bad_files)
-    assert len(records) == 7
-    assert len({r["key"] for r in records}) == 7
-    # NOSTRUCT passes the stand-in (dose only); CUTDOSE and the two bad files are ERRORs.
-    assert summary.counts == {"PASS": 2, "FAIL": 1, "NOT_EVALUATED": 1, "ERROR": 3}
+    assert summary.counts == {"PASS": 1, "FAIL": 1, "NOT_EVALUATED": 2, "ERROR": 3}
     assert summary.exit_code == B.EXIT_ERROR
+    text = summary.render()
+    assert str(made["cutplan"]["dose"]) in text  # unattached objects are named
+
+
+def test_without_facts_the_rules_that_need_them_are_not_evaluated(tmp_path):
+    root = tmp_path / "a"
+    make_plan(root / "P", "PAT1", "OK", "pass")
+    out = tmp_path / "r.jsonl"
+    B.run_batch(root, output=str(out), jobs=1, progress="off")
+    (rec,) = read_jsonl(out)
+    # The cord limit passes, but indication, site and level were never given: no PASS.
+    assert rec["verdict"] == "NOT_EVALUATED"
+    status = {f["rule"]: f["status"] for f in rec["findings"]}
+    assert status["sbrt-cord-dmax"] == "PASS"
+    assert status["facts.indication"] == status["facts.site"] == "NOT_EVALUATED"
+    indication = next(f for f in rec["findings"] if f["rule"] == "facts.indication")
+    assert "fractionation.oligometastatic" in indication["reason"]
 
 
 # --------------------------------------------------------------------------------------
@@ -245,33 +207,34 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
 
 def test_worker_exception_becomes_error_record_naming_the_file(tmp_path):
     root = tmp_path / "a"
-    good = make_plan(root / "A", "A", "GOOD")
+    make_plan(root / "A", "A", "GOOD")
     bad = make_plan(root / "B", "B", "RAISE")
     out = tmp_path / "r.jsonl"
     summary = B.run_batch(root, output=str(out), jobs=1, worker=raising_check, progress="off")
     recs = {r["plan_label"]: r for r in read_jsonl(out)}
-    assert recs["GOOD"]["verdict"] == "PASS"
+    assert recs["GOOD"]["verdict"] == "NOT_EVALUATED"  # no facts given
     assert recs["RAISE"]["verdict"] == "ERROR"
     assert recs["RAISE"]["error"] == f"{bad['plan']}: ValueError: something broke"
     assert summary.exit_code == B.EXIT_ERROR
-    assert good
 
 
 def test_worker_crash_marks_only_the_crashing_plan(tmp_path):
     root = tmp_path / "a"
-    for i in range(5):
-        make_plan(root / f"P{i}", f"P{i}", f"L{i}")
+    for i in range(4):
+        make_plan(root / f"P{i}", f"P{i}", f"L{i}", "fail" if i == 2 else "pass")
     make_plan(root / "P9", "P9", "CRASH")
     out = tmp_path / "r.jsonl"
-    summary = B.run_batch(root, output=str(out), jobs=2, worker=crashing_check,
+    facts = facts_file(tmp_path / "f.csv", [f"P{i}" for i in (0, 1, 2, 3, 9)])
+    summary = B.run_batch(root, output=str(out), jobs=2, worker=crashing_check, facts=str(facts),
                           progress="off")
     recs = read_jsonl(out)
-    assert len(recs) == 6 and len({r["key"] for r in recs}) == 6
+    assert len(recs) == 5 and len({r["key"] for r in recs}) == 5
     verdicts = {r["plan_label"]: r["verdict"] for r in recs}
-    assert verdicts == {**{f"L{i}": "PASS" for i in range(5)}, "CRASH": "ERROR"}
+    assert verdicts == {"L0": "PASS", "L1": "PASS", "L2": "FAIL", "L3": "PASS",
+                        "CRASH": "ERROR"}
     crash = next(r for r in recs if r["plan_label"] == "CRASH")
     assert "worker process died" in crash["error"] and crash["files"][0] in crash["error"]
-    assert summary.counts["ERROR"] == 1
+    assert summary.exit_code == B.EXIT_ERROR
 
 
 # --------------------------------------------------------------------------------------
@@ -279,7 +242,7 @@ def test_worker_crash_marks_only_the_crashing_plan(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def echo_worker(task):
+def echo_worker(task: B.PlanTask) -> dict:
     return {**B.base_record(task.group), "verdict": "PASS", "seconds": 0.0}
 
 
@@ -309,7 +272,7 @@ def test_tasks_are_pulled_lazily_with_bounded_inflight():
 
 def _record(i: int, findings: int = 2, verdict: str = "PASS") -> dict:
     group = B.PlanRef(f"1.2.3.{i}", f"PAT{i}", f"L{i}", f"/a/{i}/RP.dcm", (f"/a/{i}/RD.dcm",),
-                        (f"1.2.4.{i}",), f"/a/{i}/RS.dcm")
+                      (f"1.2.4.{i}",), f"/a/{i}/RS.dcm")
     rec = B.base_record(group)
     rec.update(verdict=verdict, seconds=0.1, findings=[
         {"rule": f"r{k}", "structure": "SpinalCord", "value": 1.5, "limit": 2.0, "unit": "Gy",
@@ -368,7 +331,7 @@ def test_plan_without_findings_still_has_a_csv_row(tmp_path):
 
 def test_resume_refuses_a_foreign_or_damaged_file(tmp_path):
     out = tmp_path / "r.jsonl"
-    out.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    out.write_text('{"key": "a", "verdict": "PASS"}\nnot json\n{"key": "b", "verdict": "PASS"}\n')
     with pytest.raises(B.ResumeError, match="line 2"):
         B.open_sink(str(out), resume=True)
     other = tmp_path / "r.csv"
@@ -388,17 +351,15 @@ def test_existing_output_needs_resume_or_overwrite(tmp_path):
 
 def test_resume_skips_plans_already_done(tmp_path):
     root = tmp_path / "a"
-    for i in range(4):
+    for i in range(3):
         make_plan(root / f"P{i}", f"P{i}", f"L{i}")
     out = tmp_path / "r.jsonl"
-    B.run_batch(root, output=str(out), jobs=1, worker=standin_check, progress="off")
-    lines = out.read_text().splitlines(True)
-    out.write_text("".join(lines[:2]))
-    summary = B.run_batch(root, output=str(out), jobs=1, worker=standin_check,
-                          progress="off", resume=True)
-    assert summary.already_done == 2 and summary.checked == 2
+    B.run_batch(root, output=str(out), jobs=1, progress="off")
+    out.write_text("".join(out.read_text().splitlines(True)[:2]))
+    summary = B.run_batch(root, output=str(out), jobs=1, progress="off", resume=True)
+    assert summary.already_done == 2 and summary.checked == 1
     keys = [r["key"] for r in read_jsonl(out)]
-    assert len(keys) == 4 and len(set(keys)) == 4
+    assert len(keys) == 3 and len(set(keys)) == 3
 
 
 # --------------------------------------------------------------------------------------
@@ -410,13 +371,13 @@ def test_facts_csv_plan_uid_wins_over_patient_id(tmp_path):
     f = tmp_path / "facts.csv"
     f.write_text("patient_id,plan_uid,indication,site,prior_summary\n"
                  "PAT1,,pain,spine,\n"
-                 ",1.2.3,reirradiation,spine,30Gy/10 2025-01-10\n")
+                 ",1.2.3,reirradiation,spine,30Gy/10 date=2025-01-10\n")
     table = B.load_facts(f)
     assert table.lookup("1.2.3", "PAT1") == {"indication": "reirradiation", "site": "spine",
-                                             "prior_summary": "30Gy/10 2025-01-10",
-                                             "matched_by": "plan_uid"}
+                                             "prior_summary": "30Gy/10 date=2025-01-10",
+                                             "matched_by": "plan_uid", "row": "line 3"}
     assert table.lookup("9.9", "PAT1") == {"indication": "pain", "site": "spine",
-                                           "matched_by": "patient_id"}
+                                           "matched_by": "patient_id", "row": "line 2"}
     assert table.lookup("9.9", "PAT2") is None
     assert table.unused() == []
 
@@ -437,18 +398,32 @@ def test_facts_json_mapping_and_errors(tmp_path):
         B.load_facts(nokey)
 
 
-def test_facts_reach_the_worker(tmp_path):
+def test_facts_reach_the_checker(tmp_path):
     root = tmp_path / "a"
     made = make_plan(root / "P", "PAT1", "L1")
-    f = tmp_path / "facts.csv"
-    f.write_text("patient_id,indication,site\nPAT1,pain,spine\nPAT404,pain,spine\n")
+    f = facts_file(tmp_path / "facts.csv", ["PAT1", "PAT404"], indication="pain")
     out = tmp_path / "r.jsonl"
-    summary = B.run_batch(root, output=str(out), jobs=1, worker=standin_check,
-                          progress="off", facts=str(f))
+    summary = B.run_batch(root, output=str(out), jobs=1, progress="off", facts=str(f))
     (rec,) = read_jsonl(out)
     assert rec["plan_uid"] == made["plan_uid"]
-    assert rec["facts"] == {"indication": "pain", "site": "spine", "matched_by": "patient_id"}
+    assert rec["facts"] == {**FACTS, "indication": "pain", "matched_by": "patient_id",
+                            "row": "line 2"}
+    # 27 Gy/3 is not a Tableau 5 scheme for uncomplicated pain.
+    fractionation = next(f for f in rec["findings"] if f["rule"] == "fractionation.pain")
+    assert fractionation["status"] == "FAIL" and rec["verdict"] == "FAIL"
     assert summary.unused_facts == ["patient_id PAT404"]
+
+
+def test_a_bad_facts_value_is_a_usage_error_before_any_output(tmp_path):
+    root = tmp_path / "a"
+    make_plan(root / "P", "PAT1", "L1")
+    f = facts_file(tmp_path / "facts.csv", ["PAT1"], indication="pian")
+    out = tmp_path / "r.jsonl"
+    r = CliRunner().invoke(main, ["batch", str(root), "--indication-from", str(f),
+                                  "-o", str(out)])
+    assert r.exit_code == 2
+    assert f"{f}: line 2: unknown indication 'pian'" in r.output
+    assert not out.exists()
 
 
 # --------------------------------------------------------------------------------------

@@ -8,10 +8,15 @@ The pipeline of ``rtcheck batch``::
        RTSTRUCT grouped                             run check_one()      as each plan finishes
        by their UIDs)
 
-*Discovery* reads DICOM headers only (no pixel data, and a structure set's contours are not
-parsed) and groups every RTPLAN with the RTDOSE objects that reference it and the RTSTRUCT
-it references. A plan without dose or structures is kept and says what is missing; a file
-that looks like DICOM but cannot be read becomes an ERROR record of its own.
+*Discovery* reads DICOM headers only (:func:`rtcheck.dicom.scan`, no pixel data) and groups
+every RTPLAN with the RTDOSE objects that reference it and the RTSTRUCT it references
+(:func:`rtcheck.dicom.group_plans`). A plan without dose or structures is kept and says what
+is missing; a file that claims to be DICOM but cannot be read becomes an ERROR record of its
+own; doses and structure sets without a plan are listed in the summary.
+
+*Facts* DICOM does not hold (indication, site, vertebral level, prior courses) come from an
+optional CSV/JSON keyed by plan UID or patient ID. A rule skipped only because such a fact
+is missing is reported NOT_EVALUATED in a batch, never PASS.
 
 *Workers* run :func:`check_one` on one plan at a time and return a plain JSON-able record;
 any exception becomes an ERROR record naming the file and the problem. A worker process
@@ -26,8 +31,8 @@ key is already in the file. The key of a plan is its SOPInstanceUID plus the SOP
 of its dose files: a plan that gains a new dose is checked again.
 
 Memory stays flat as the archive grows: the parent keeps the compact discovery list (a few
-UIDs and paths per plan), at most ``2 x jobs`` plans in flight, the counts and the slowest
-plans; results are never accumulated.
+UIDs and paths per plan, about a kilobyte), at most ``2 x jobs`` plans in flight, the counts
+and the slowest plans; results are never accumulated.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -325,6 +331,7 @@ def load_facts(path: str | os.PathLike) -> FactsTable:
             raise InputError(f"{where}: expected an object of facts", p)
         facts = {k: str(v).strip() for k, v in row.items()
                  if k not in (*FACT_KEYS, "id") and v is not None and str(v).strip() != ""}
+        facts["row"] = where
         plan_uid, patient_id, ident = (str(row.get(k) or "").strip()
                                        for k in (*FACT_KEYS, "id"))
         # A row naming a plan applies to that plan only; a JSON mapping's key may be either.
@@ -352,30 +359,27 @@ class PlanTask:
     facts: Mapping[str, str] | None = None
 
 
+def _record(key: str, files: list[str], **fields: Any) -> dict[str, Any]:
+    """A record with every field of the schema, in order (README: ``rtcheck batch`` output)."""
+    rec = {"key": key, "plan_uid": None, "patient_id": None, "plan_label": None, "files": files,
+           "missing": [], "facts": None, "plan": None, "verdict": None, "error": None,
+           "findings": [], "warnings": [], "seconds": None}
+    rec.update(fields)
+    return rec
+
+
 def base_record(group: PlanRef, facts: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The identity part of a plan's record (verdict still unknown)."""
-    return {
-        "key": group.key,
-        "plan_uid": group.plan_uid,
-        "patient_id": group.patient_id,
-        "plan_label": group.plan_label,
-        "files": group.files,
-        "missing": list(group.missing),
-        "facts": None if facts is None else dict(facts),
-        "verdict": None,
-        "error": None,
-        "findings": [],
-        "warnings": list(group.notes),
-        "seconds": None,
-    }
+    return _record(group.key, group.files, plan_uid=group.plan_uid,
+                   patient_id=group.patient_id, plan_label=group.plan_label,
+                   missing=list(group.missing), facts=None if facts is None else dict(facts),
+                   warnings=list(group.notes))
 
 
 def bad_file_record(bad: BadFile) -> dict[str, Any]:
     """The ERROR record of a file that claims to be DICOM but cannot be read."""
-    return {"key": bad.key, "plan_uid": None, "patient_id": None, "plan_label": None,
-            "files": [bad.path], "missing": [], "facts": None, "verdict": "ERROR",
-            "error": f"{bad.path}: {bad.problem}", "findings": [], "warnings": [],
-            "seconds": 0.0}
+    return _record(bad.key, [bad.path], verdict="ERROR", error=f"{bad.path}: {bad.problem}",
+                   seconds=0.0)
 
 
 def _error_message(exc: BaseException, group: PlanRef) -> str:
@@ -404,21 +408,128 @@ def crash_record(task: PlanTask) -> dict[str, Any]:
     return rec
 
 
+#: Facts-file columns passed to :func:`rtcheck.checker.check`, and how each is converted.
+#: ``prior_summary`` may hold several courses separated by ``;``. Other columns are kept in
+#: the record's ``facts`` but not used.
+CHECK_FACTS = {
+    "indication": ("indication", str),
+    "site": ("site", str),
+    "technique": ("technique", str),
+    "vertebral_level": ("vertebral_level", str),
+    "prior_summary": ("priors", lambda v: [c.strip() for c in v.split(";") if c.strip()]),
+    "interval_months": ("interval_months", float),
+    "date": ("date", str),
+}
+_PROTOCOLS: dict[tuple[str, ...], list] = {}
+
+
+def check_arguments(facts: Mapping[str, str] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`rtcheck.checker.check` from a plan's facts row.
+
+    Raises
+    ------
+    InputError
+        A value that does not convert (``interval_months`` not a number).
+    """
+    out: dict[str, Any] = {}
+    for column, (name, convert) in CHECK_FACTS.items():
+        value = (facts or {}).get(column)
+        if value is None:
+            continue
+        try:
+            out[name] = convert(value)
+        except ValueError:
+            raise InputError(f"{column} {value!r} is not valid") from None
+    return out
+
+
+def load_protocols(names: Iterable[str]) -> list:
+    """The protocols (loaded once per process: workers check many plans with the same ones).
+
+    An empty list means the checker's default protocols.
+    """
+    from rtcheck.checker import DEFAULT_PROTOCOLS
+    from rtcheck.protocols import load_protocol
+
+    key = tuple(names) or tuple(DEFAULT_PROTOCOLS)
+    if key not in _PROTOCOLS:
+        _PROTOCOLS[key] = [load_protocol(n) for n in key]
+    return _PROTOCOLS[key]
+
+
+def validate_facts(table: FactsTable, protocols: Iterable[str]) -> None:
+    """Check every facts row against the checker before any plan is run, so that a typo
+    (``indication=pian``) is a usage error naming the file and line, not thousands of
+    ERROR records. Rows with the same values are checked once.
+
+    Raises
+    ------
+    InputError
+        Naming the facts file, the row and the problem.
+    """
+    from rtcheck.checker import check
+    from rtcheck.model import PlanData
+
+    protos = load_protocols(protocols)
+    seen: set[tuple] = set()
+    for rows in (table.by_plan, table.by_patient, table.by_id):
+        for key, facts in rows.items():
+            where = facts.get("row", key)
+            try:
+                kwargs = check_arguments(facts)
+                signature = tuple(sorted((k, str(v)) for k, v in kwargs.items()))
+                if signature not in seen:
+                    check(PlanData(None, None, None), protocols=protos, **kwargs)
+                    seen.add(signature)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc.message}", table.path) from None
+
+
+#: A skipped rule whose reason names one of these options needs that fact (column).
+_NEEDS_FACT = re.compile(r"--(indication|site|vertebral-level)\b")
+
+
+def facts_not_given(skipped: Iterable[Mapping[str, str]], given: Mapping[str, Any]
+                    ) -> list[dict[str, Any]]:
+    """NOT_EVALUATED findings for the rules skipped only because a fact was not given.
+
+    Interactively, ``rtcheck check`` without ``--indication`` means the user did not ask for
+    the fractionation rules. In a batch the fact was simply not available, so those rules
+    are reported NOT_EVALUATED, one finding per missing fact listing the rules, never PASS.
+    """
+    missing: dict[str, list[str]] = {}
+    for item in skipped:
+        need = item.get("needs")
+        if need is None:
+            m = _NEEDS_FACT.search(item.get("reason", ""))
+            need = m.group(1).replace("-", "_") if m else None
+        if need and CHECK_FACTS.get(need, (need,))[0] not in given:
+            missing.setdefault(need, []).append(item["rule"])
+    return [{"rule": f"facts.{need}", "protocol": None, "kind": "facts", "structure": None,
+             "role": None, "metric": None, "value": None, "limit": None, "operator": None,
+             "unit": None, "alpha_beta": "none", "model": None, "status": "NOT_EVALUATED",
+             "reason": f"{need} not given for this plan (--indication-from): "
+                       f"{', '.join(rules)} not evaluated",
+             "source": "rtcheck batch", "cites": [], "details": {}}
+            for need, rules in missing.items()]
+
+
 def _evaluate(task: PlanTask) -> dict[str, Any]:
-    """Load the plan and run the checker; returns verdict, findings and warnings."""
+    """Load the plan and run the checker; returns verdict, findings, warnings and the plan's
+    facts as the checker used them."""
+    from rtcheck.checker import check
     from rtcheck.dicom import load_plan
 
     group = task.group
     data = load_plan(group.files, plan=group.plan_uid)
-    facts = task.facts or {}
-    from rtcheck.checker import check
-
-    result = check(data, protocols=list(task.protocols) or None,
-                   indication=facts.get("indication"), site=facts.get("site"),
-                   priors=facts.get("prior_summary"))
-    out = result.to_dict()
-    return {"verdict": out["verdict"], "findings": out.get("findings", []),
-            "warnings": list(out.get("warnings", [])), "plan": out.get("plan")}
+    arguments = check_arguments(task.facts)
+    out = check(data, protocols=load_protocols(task.protocols), **arguments).to_dict()
+    unevaluated = facts_not_given(out["skipped"], arguments)
+    verdict = out["verdict"]
+    if unevaluated and verdict == "PASS":
+        verdict = "NOT_EVALUATED"
+    return {"verdict": verdict, "findings": out["findings"] + unevaluated,
+            "warnings": list(out["warnings"]), "plan": out["plan"]}
 
 
 def check_one(task: PlanTask) -> dict[str, Any]:
@@ -435,6 +546,7 @@ def check_one(task: PlanTask) -> dict[str, Any]:
             out = _evaluate(task)
         rec["verdict"] = out["verdict"]
         rec["findings"] = out["findings"]
+        rec["plan"] = out["plan"]
         rec["warnings"] += out["warnings"] + [
             f"{w.category.__name__}: {w.message}" for w in caught]
     except Exception as exc:  # one bad plan never stops the batch
@@ -452,22 +564,57 @@ Emit = Callable[[PlanTask, dict], None]
 _END = object()
 
 
-def _exit_when_orphaned(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """Exit this worker once its parent is gone (a SIGKILLed batch must not leave workers
-    blocked forever on their task queue)."""
-    while os.getppid() == parent_pid:
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: trust os.kill
+
+
+def _exit_when_orphaned(batch_pid: int, poll_seconds: float = 1.0) -> None:
+    """Exit this worker once the batch process is gone: a SIGKILLed batch must not leave
+    workers blocked forever on their task queue (with a fork server, the worker's own
+    parent is the server, which in turn waits for its workers)."""
+    while _alive(batch_pid):
         time.sleep(poll_seconds)
     os._exit(1)
 
 
-def _init_worker(parent_pid: int) -> None:
+def _init_worker(batch_pid: int) -> None:
     """Worker set-up: Ctrl-C is the parent's business, pydicom's log stays off the terminal,
-    and the worker dies with its parent."""
+    and the worker dies with the batch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("pydicom").addHandler(logging.NullHandler())
     logging.getLogger("pydicom").propagate = False
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True,
+    threading.Thread(target=_exit_when_orphaned, args=(batch_pid,), daemon=True,
                      name="rtcheck-orphan-watch").start()
+
+
+#: Modules a fork server imports once, so each new worker starts warm.
+WORKER_PRELOAD = ["rtcheck.batch", "rtcheck.checker", "rtcheck.dicom", "rtcheck.dvh"]
+
+
+def _context(start_method: str | None) -> Any:
+    """The multiprocessing context: a fork server where available (each worker is forked
+    from a clean, pre-imported process: cheap restarts, no inherited threads or files),
+    else spawn."""
+    import multiprocessing
+
+    if start_method is None:
+        start_method = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                        else "spawn")
+    ctx = get_context(start_method)
+    if start_method == "forkserver":
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
+    return ctx
 
 
 def _collect(fut: Future, task: PlanTask, emit: Emit, suspects: deque) -> bool:
@@ -533,18 +680,19 @@ def _drive(pool: ProcessPoolExecutor, source: Iterator, suspects: deque, worker:
 
 
 def run_local(tasks: Iterable[PlanTask], emit: Emit, *, jobs: int, worker: Worker = check_one,
-              inflight: int | None = None, start_method: str = "spawn",
+              inflight: int | None = None, start_method: str | None = None,
               max_tasks_per_child: int | None = None) -> None:
     """Run ``worker`` over ``tasks`` on ``jobs`` local processes, emitting records as they finish.
 
     At most ``inflight`` (default ``2 x jobs``) tasks are submitted at a time, so a
-    generator of tasks is consumed lazily. ``start_method`` "spawn" works on every platform
-    and does not inherit the parent's threads or open files.
+    generator of tasks is consumed lazily. ``start_method`` defaults to "forkserver" where
+    available, else "spawn"; both start workers without the parent's threads or open files,
+    so ``worker`` must be importable by name (a module-level function).
     """
     source = iter(tasks)
     limit = inflight or 2 * jobs
     suspects: deque[PlanTask] = deque()
-    ctx = get_context(start_method)
+    ctx = _context(start_method)
     extra = {"max_tasks_per_child": max_tasks_per_child} if max_tasks_per_child else {}
     while True:
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
@@ -560,25 +708,27 @@ def run_local(tasks: Iterable[PlanTask], emit: Emit, *, jobs: int, worker: Worke
 
 
 def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str,
-             worker: Worker = check_one, inflight: int | None = None) -> None:
+             worker: Worker = check_one, inflight: int | None = None,
+             connect_timeout: str = "10s") -> None:
     """Run ``worker`` over ``tasks`` on a Dask distributed cluster at ``scheduler``.
 
-    The workers must have rtcheck installed and see the archive at the same path. A task
-    whose workers keep dying ends as an ERROR record (Dask's KilledWorker).
+    The workers must have rtcheck installed and see the archive at the same path. At most
+    ``inflight`` tasks (default: twice the cluster's threads) are submitted at a time. A
+    task whose workers keep dying ends as an ERROR record (Dask's KilledWorker).
     """
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
         raise InputError("--scheduler needs Dask: pip install 'rtcheck[dask]'") from None
     try:
-        client = Client(scheduler, timeout="10s", set_as_default=False)
+        client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot connect to the Dask scheduler ({exc})", scheduler) from None
     with client:
         limit = inflight or max(2, 2 * sum(client.nthreads().values()))
         source = iter(tasks)
         pending: dict[Any, PlanTask] = {}
-        stream = as_completed()
+        stream = as_completed(loop=client.loop)
 
         def submit(n: int) -> None:
             for _ in range(n):
@@ -630,6 +780,7 @@ class Sink:
     def __init__(self, path: str | None, *, resume: bool = False, overwrite: bool = False):
         self.path = path
         self.done: set[str] = set()
+        self.earlier: Counter = Counter()  # verdicts of the records already in the file
         if path is None:
             if resume:
                 raise InputError("--resume needs --output FILE")
@@ -710,7 +861,8 @@ class JsonlSink(Sink):
         lines = list(_complete_lines(data))
         for i, (number, end, line) in enumerate(lines):
             try:
-                key = json.loads(line)["key"]
+                record = json.loads(line)
+                key, verdict = record["key"], record["verdict"]
             except (ValueError, TypeError, KeyError):
                 if i == len(lines) - 1 and end == len(data):
                     # The last line is damaged but complete: also a kill mid-write (rare).
@@ -718,6 +870,7 @@ class JsonlSink(Sink):
                 raise ResumeError(f"line {number} is not an rtcheck batch record; "
                                   "cannot resume safely", self.path) from None
             self.done.add(key)
+            self.earlier[verdict] += 1
             keep = end
         return keep
 
@@ -783,6 +936,7 @@ class CsvSink(Sink):
             block = (row["key"], i, n)
             if i == n:
                 self.done.add(row["key"])
+                self.earlier[row["verdict"]] += 1
                 keep = end
         return keep
 
@@ -886,6 +1040,7 @@ class BatchSummary:
     """The end-of-batch figures: counts, slowest plans, what was skipped or unattached."""
 
     counts: Counter = field(default_factory=Counter)
+    earlier: Counter = field(default_factory=Counter)  # records already in a resumed output
     already_done: int = 0
     elapsed: float = 0.0
     slowest: list[tuple[float, str]] = field(default_factory=list)  # heap of (s, label)
@@ -899,10 +1054,15 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 no FAIL and no ERROR; 1 a FAIL; 4 an ERROR (also when there is a FAIL)."""
-        if self.counts["ERROR"]:
+        """0 no FAIL and no ERROR; 1 a FAIL; 4 an ERROR (also when there is a FAIL).
+
+        A resumed batch answers for its whole output file, records of the killed run
+        included, so that the last run's exit code is the batch's.
+        """
+        total = self.counts + self.earlier
+        if total["ERROR"]:
             return EXIT_ERROR
-        return EXIT_FAIL if self.counts["FAIL"] else EXIT_OK
+        return EXIT_FAIL if total["FAIL"] else EXIT_OK
 
     def add(self, rec: dict) -> None:
         self.counts[rec["verdict"]] += 1
@@ -916,11 +1076,16 @@ class BatchSummary:
     def render(self) -> str:
         out = io.StringIO()
         rate = self.checked / self.elapsed if self.elapsed > 0 else 0.0
-        out.write(f"rtcheck batch: {self.checked} plans checked in {_duration(self.elapsed)} "
+        plans = f"{self.checked} plan{'' if self.checked == 1 else 's'}"
+        out.write(f"rtcheck batch: {plans} checked in {_duration(self.elapsed)} "
                   f"({rate:.2f} plans/s)")
         if self.already_done:
             out.write(f"; {self.already_done} already in {self.output}, skipped")
         out.write("\n  " + "  ".join(f"{v} {self.counts[v]}" for v in VERDICTS) + "\n")
+        if self.earlier:
+            total = self.counts + self.earlier
+            out.write(f"  whole output, {sum(total.values())} records: "
+                      + "  ".join(f"{v} {total[v]}" for v in VERDICTS) + "\n")
         if self.slowest:
             out.write("  slowest: " + "; ".join(f"{label} {secs:.1f} s" for secs, label in
                                                 sorted(self.slowest, reverse=True)) + "\n")
@@ -999,7 +1164,12 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         Bad archive, facts file or output file (nothing is checked then).
     """
     stream = stream if stream is not None else sys.stderr
+    protocols = tuple(protocols)
     table = load_facts(facts) if isinstance(facts, (str, os.PathLike)) else facts
+    if worker is check_one:  # usage errors before any output is touched
+        load_protocols(protocols)
+        if table is not None:
+            validate_facts(table, protocols)
     sink = open_sink(output, fmt, resume=resume, overwrite=overwrite)
     summary = BatchSummary(output=output)
     started = time.monotonic()
@@ -1016,6 +1186,7 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         if tty:
             stream.write("\r" + " " * 60 + "\r")
         summary.discovery = found
+        summary.earlier = sink.earlier
         todo_bad = [b for b in found.bad_files if b.key not in sink.done]
         todo = [g for g in found.groups if g.key not in sink.done]
         summary.already_done = (len(found.groups) + len(found.bad_files)
@@ -1031,10 +1202,10 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
 
         for bad in todo_bad:
             emit(None, bad_file_record(bad))
-        tasks = (PlanTask(g, tuple(protocols),
+        tasks = (PlanTask(g, protocols,
                           table.lookup(g.plan_uid, g.patient_id) if table else None)
                  for g in todo)
-        if scheduler:
+        if todo and scheduler:
             run_dask(tasks, emit, scheduler=scheduler, worker=worker, **executor_options)
         elif todo:
             run_local(tasks, emit, jobs=jobs or default_jobs(), worker=worker,

@@ -18,16 +18,6 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _check_protocols(protocols: tuple[str, ...]) -> None:
-    """Load each protocol once in the parent, so a typo is a usage error before any work."""
-    try:
-        from rtcheck.protocols import load_protocol
-    except ImportError:  # pragma: no cover - protocols module not installed
-        return
-    for name in protocols:
-        load_protocol(name)
-
-
 @click.command("batch")
 @click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
@@ -82,7 +72,6 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         click.echo("rtcheck: note: --jobs is ignored with --scheduler (the cluster decides)",
                    err=True)
     try:
-        _check_protocols(protocols)
         table = load_facts(facts) if facts else None
         summary = run_batch(archive, output=output, fmt=fmt, protocols=protocols, facts=table,
                             jobs=jobs, resume=resume, overwrite=overwrite, scheduler=scheduler,
