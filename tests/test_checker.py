@@ -711,3 +711,15 @@ def test_cli_on_dicom_reirradiation_pair(tmp_path):
     assert got["reirradiation.interval"][1] == pytest.approx(214 / 30.4375, abs=1e-4)
     assert {s for s, _ in got.values()} == {"PASS"}
     assert doc["facts"]["priors"][0]["cord_dmax_gy"] == pytest.approx(31.0, abs=1e-3)
+
+
+def test_technique_from_the_fraction_count_of_an_unlisted_scheme():
+    # 30 Gy/10 for re-irradiation: unlisted, 10 fractions > 5 (the row's SBRT schemes): not SBRT
+    result = check(make_plan(rx=30, fractions=10, with_dose=False), indication="reirradiation",
+                   site="spine")
+    assert "more than any SBRT scheme" in skipped(result, "sbrt-range.spine")
+    assert find(result, "fractionation.reirradiation").status == "FAIL"
+    # 30 Gy/4: unlisted, 4 fractions: taken as SBRT, and 4 fractions have no spine range
+    result = check(make_plan(rx=30, fractions=4, with_dose=False), indication="reirradiation",
+                   site="spine")
+    assert find(result, "sbrt-range.spine").status == "FAIL"

@@ -917,7 +917,12 @@ def _technique(technique: str | None, frac_rule: Rule | None, site: str | None,
                 tech = "sbrt" if (s.technique or "").upper() == "SBRT" else "conventional"
                 return tech, (f"{tech} taken from the listed scheme {s.label} of indication "
                               f"{frac_rule.indication}")
-        if any((s.technique or "").upper() == "SBRT" for s in frac_rule.recommended):
+        sbrt_fx = [s.fractions for s in frac_rule.recommended
+                   if (s.technique or "").upper() == "SBRT"]
+        if sbrt_fx and n is not None and n > max(sbrt_fx):
+            return "conventional", (f"conventional assumed: {n} fractions, more than any SBRT "
+                                    f"scheme of indication {frac_rule.indication}")
+        if sbrt_fx:
             return "sbrt", (f"SBRT assumed: Tableau 5 recommends SBRT for indication "
                             f"{frac_rule.indication}")
         return "conventional", (f"conventional assumed: Tableau 5 lists conventional schemes "
