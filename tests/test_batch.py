@@ -34,19 +34,15 @@ bench = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = bench
 _spec.loader.exec_module(bench)
 
-#: Facts that make every rule of the referential decidable for the synthetic plans:
-#: 27 Gy/3 is a listed oligometastatic scheme and within the spine SBRT range; L2 is
-#: outside C5-T10 (no oesophagus rule); no prior course.
-FACTS = {"indication": "oligometastatic", "site": "spine", "vertebral_level": "L2"}
+FACTS = bench.FACTS
 
 
 def make_plan(folder: Path, patient: str, label: str, kind: str = "pass", *,
               ct_slices: int = 0, **parts) -> dict:
-    """A small spine SBRT plan (5 mm grid, short structures) whose cord near-maximum is
-    16.9 Gy ("pass") or 23.6 Gy ("fail") against the 20.3 Gy limit; CT slices without
-    extension beside it."""
-    out = bench.write_spine_plan(folder, kind, patient_id=patient, label=label, grid_mm=5.0,
-                                 half_length_mm=15.0, body=False, **parts)
+    """A spine SBRT plan (27 Gy/3, rtcheck.synthetic) whose analytic cord maximum is 17 Gy
+    ("pass") or 23 Gy ("fail") against the 20.3 Gy limit; CT slices without extension
+    beside it."""
+    out = bench.write_spine_plan(folder, kind, patient_id=patient, label=label, **parts)
     for k in range(ct_slices):
         write_ct_slice(folder / f"CT{k:03d}", patient)
     return out
@@ -166,7 +162,7 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     assert by_label["HOT"]["verdict"] == "FAIL"
     cord = next(f for f in by_label["HOT"]["findings"] if f["role"] == "spinal_cord")
     assert cord["status"] == "FAIL"
-    assert cord["value"] == pytest.approx(bench.CORD_NEAR_MAX_GY["fail"], abs=0.3)
+    assert cord["value"] == pytest.approx(bench.CORD_DMAX_GY["fail"], abs=0.2)
     for label, missing in (("NODOSE", ["RTDOSE"]), ("NOSTRUCT", ["RTSTRUCT"])):
         rec = by_label[label]
         assert rec["missing"] == missing

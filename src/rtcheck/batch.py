@@ -37,6 +37,7 @@ and the slowest plans; results are never accumulated.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
 import io
@@ -598,6 +599,26 @@ def _init_worker(batch_pid: int) -> None:
                      name="rtcheck-orphan-watch").start()
 
 
+#: Thread pools of numerical libraries, limited to one thread per worker process: the
+#: batch is parallel across plans, and nested threads would only oversubscribe the cores
+#: (measured: twice the CPU time per plan for a few percent less wall time). Dask's nanny
+#: sets the same for its workers. A value the user set is kept.
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _worker_environment() -> Iterator[None]:
+    """Set SINGLE_THREAD_ENV for the processes started inside, then restore."""
+    added = {k: v for k, v in SINGLE_THREAD_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 #: Modules a fork server imports once, so each new worker starts warm.
 WORKER_PRELOAD = ["rtcheck.batch", "rtcheck.checker", "rtcheck.dicom", "rtcheck.dvh"]
 
@@ -694,17 +715,19 @@ def run_local(tasks: Iterable[PlanTask], emit: Emit, *, jobs: int, worker: Worke
     suspects: deque[PlanTask] = deque()
     ctx = _context(start_method)
     extra = {"max_tasks_per_child": max_tasks_per_child} if max_tasks_per_child else {}
-    while True:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(os.getpid(),), **extra)
-        try:
-            finished = _drive(pool, source, suspects, worker, emit, limit)
-        except BaseException:
-            _kill_pool(pool)
-            raise
-        pool.shutdown(wait=True, cancel_futures=True)
-        if finished:
-            return
+    with _worker_environment():
+        while True:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                       initializer=_init_worker, initargs=(os.getpid(),),
+                                       **extra)
+            try:
+                finished = _drive(pool, source, suspects, worker, emit, limit)
+            except BaseException:
+                _kill_pool(pool)
+                raise
+            pool.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                return
 
 
 def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str,

@@ -18,6 +18,26 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
+    """run_batch options for --report-dir: the report-writing worker. run_batch validates
+    protocols and facts up front only for its default worker, so it is done here."""
+    if not report_dir:
+        return {}
+    from pathlib import Path
+
+    from rtcheck.batch import load_protocols, validate_facts
+    from rtcheck.report import batch_worker
+
+    load_protocols(protocols)
+    if table is not None:
+        validate_facts(table, protocols)
+    try:
+        Path(report_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{report_dir}: cannot create the report folder: {exc.strerror or exc}")
+    return {"worker": batch_worker(report_dir, deidentify)}
+
+
 @click.command("batch")
 @click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
@@ -38,7 +58,14 @@ def _fail(message: str) -> None:
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Run on this Dask distributed scheduler (needs rtcheck[dask]).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary remains).")
-def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler, quiet):
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also write one self-contained HTML report per plan into DIR, and "
+                   "DIR/index.html: every plan of OUTPUT, sortable by verdict (needs --output).")
+@click.option("--deidentify", is_flag=True,
+              help="With --report-dir: the HTML reports and index.html without patient names, "
+                   "IDs and UIDs (the JSONL/CSV records keep them).")
+def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler, quiet,
+          report_dir, deidentify):
     """Check every plan under ARCHIVE and stream one result per plan.
 
     ARCHIVE is searched recursively: nested patient and course folders, files with or
@@ -68,14 +95,24 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         _fail("--resume and --overwrite contradict each other")
     if resume and not output:
         _fail("--resume needs --output FILE")
+    if report_dir and not output:
+        _fail("--report-dir needs --output FILE (index.html lists the plans of OUTPUT)")
+    if deidentify and not report_dir:
+        _fail("--deidentify applies to the HTML reports: give --report-dir DIR")
     if scheduler and jobs:
         click.echo("rtcheck: note: --jobs is ignored with --scheduler (the cluster decides)",
                    err=True)
     try:
         table = load_facts(facts) if facts else None
+        options = _report_options(report_dir, deidentify, protocols, table)
         summary = run_batch(archive, output=output, fmt=fmt, protocols=protocols, facts=table,
                             jobs=jobs, resume=resume, overwrite=overwrite, scheduler=scheduler,
-                            progress="off" if quiet else "auto")
+                            progress="off" if quiet else "auto", **options)
+        if report_dir:
+            from rtcheck.report import write_batch_index
+
+            index = write_batch_index(report_dir, output, deidentify=deidentify)
+            click.echo(f"rtcheck: reports in {report_dir}, summary {index}", err=True)
     except RTCheckError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
