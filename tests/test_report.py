@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -473,3 +474,71 @@ def test_cli_check_deidentify_every_format(dicom_plan, tmp_path, fmt):
     if fmt == "html":
         assert_self_contained(text, parse(text))
         assert "<svg" in text and "Re-irradiation: cord EQD2" in text
+
+
+def test_cli_batch_report_dir_and_index(dicom_plan, tmp_path):
+    from click.testing import CliRunner
+
+    from rtcheck.cli_batch import batch
+    from rtcheck.report import report_file_name
+
+    archive = tmp_path / "archive"
+    shutil.copytree(dicom_plan, archive / "patient")
+    (archive / "broken.dcm").write_bytes(b"DICM but not really")  # an ERROR record, no report
+    for deid in (False, True):
+        reports = tmp_path / f"reports-{deid}"
+        out = tmp_path / f"results-{deid}.jsonl"
+        args = [str(archive), "-o", str(out), "--jobs", "1", "--quiet",
+                "--report-dir", str(reports)] + (["--deidentify"] if deid else [])
+        res = CliRunner().invoke(batch, args)
+        assert res.exit_code in (0, 1, 4), res.output
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert sorted(r["verdict"] == "ERROR" for r in records) == [False, True]
+        plan_rec = next(r for r in records if r["verdict"] != "ERROR")
+        page = (reports / report_file_name(plan_rec["key"])).read_text(encoding="utf-8")
+        assert_self_contained(page, parse(page))
+        assert "sbrt-cord-dmax" in page and "<svg" in page
+        index = (reports / "index.html").read_text(encoding="utf-8")
+        p = parse(index)
+        assert [a["href"] for tag, a in p.tags if tag == "a"] == [report_file_name(plan_rec["key"])]
+        assert "broken.dcm" in index  # the ERROR record is listed, first
+        assert index.index("\u2716 ERROR") < index.index("SPINE T6")
+        for text in (page, index):
+            assert (PATIENT_ID in text) is (not deid)
+            if deid:
+                for secret in ("ZYXWAB", "QUUXLEY", PLAN_UID):
+                    assert secret.lower() not in text.lower()
+
+
+def test_cli_batch_report_dir_needs_output(tmp_path):
+    from click.testing import CliRunner
+
+    from rtcheck.cli_batch import batch
+
+    res = CliRunner().invoke(batch, [str(tmp_path), "--report-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--report-dir needs --output" in res.output
+    res = CliRunner().invoke(batch, [str(tmp_path), "-o", str(tmp_path / "o.jsonl"),
+                                     "--deidentify"])
+    assert res.exit_code == 2 and "--deidentify applies to the HTML reports" in res.output
+
+
+def test_read_batch_records_jsonl_and_csv(tmp_path):
+    from rtcheck.report import read_batch_records
+
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text(
+        json.dumps({"key": "k1", "plan_label": "A", "verdict": "FAIL", "seconds": 1.5,
+                    "findings": [{"rule": "r1", "status": "FAIL", "reason": "x"}]}) + "\n"
+        + '{"key": "k2", "plan_la' + "\n"  # a half-written line (killed run) is skipped
+        + json.dumps({"key": "k3", "verdict": "ERROR", "error": "bad", "findings": []}) + "\n")
+    rows = read_batch_records(jsonl)
+    assert [(r["key"], r["verdict"]) for r in rows] == [("k1", "FAIL"), ("k3", "ERROR")]
+    assert rows[0]["findings"] == [{"rule": "r1", "status": "FAIL"}] and rows[0]["seconds"] == 1.5
+    csv_file = tmp_path / "r.csv"
+    csv_file.write_text("key,plan_label,verdict,error,row,rows,rule,status,seconds\n"
+                        "k1,A,FAIL,,1,2,r1,FAIL,1.5\n"
+                        "k1,A,FAIL,,2,2,r2,PASS,1.5\n"
+                        "k3,,ERROR,bad,1,1,,,\n")
+    rows = read_batch_records(csv_file)
+    assert [(r["key"], r["verdict"], len(r["findings"])) for r in rows] == [
+        ("k1", "FAIL", 2), ("k3", "ERROR", 0)]

@@ -837,6 +837,10 @@ document.querySelectorAll('table.sortable-table').forEach(function (t) {
 """
 
 
+def _seconds(value: Any) -> str:
+    return f"{value:.1f}" if _is_number(value) else _text(value)
+
+
 def _batch_rank(verdict: Any) -> int:
     v = str(verdict)
     return BATCH_ORDER.index(v) if v in BATCH_ORDER else 1
@@ -887,7 +891,7 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
             f"{_e(_status_label(verdict))}</td><td>{_text(label)}</td><td>{_text(patient)}</td>"
             + "".join(f'<td class="num">{counts[s]}</td>' for s in STATUS_ORDER)
             + f"<td>{_text(note)}</td>"
-            f'<td class="num">{_text(rec.get("seconds"))}</td>'
+            f'<td class="num">{_seconds(rec.get("seconds"))}</td>'
             + (f'<td><a href="{_e(link, quote=True)}">report</a></td>' if link
                else "<td>\u2014</td>") + "</tr>")
     totals = Counter(str(r.get("verdict")) for r in records)
@@ -904,3 +908,122 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
             f'<table class="sortable-table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
     return _page(title, body, _SORT_SCRIPT)
+
+
+# ======================================================================================
+# Batch: one report per plan, and the index built from the batch output
+# ======================================================================================
+
+
+def report_file_name(key: str) -> str:
+    """File name of a plan's report in a batch report folder: derived from the plan's batch
+    key alone (stable across resumed runs, and it names no patient)."""
+    return f"plan-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}.html"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a killed batch leaves no half report)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False) -> dict:
+    """:func:`rtcheck.batch.check_one`, then the plan's HTML report in ``report_dir``.
+
+    The record is check_one's, unchanged, except for a warning when the report could not be
+    written (the check itself stands). ERROR records get no report. The plan is loaded a
+    second time for the report's DVHs (check_one does not hand its plan data out).
+    """
+    from rtcheck.batch import check_one
+    from rtcheck.dicom import load_plan
+
+    rec = check_one(task)
+    if rec.get("verdict") in (None, "ERROR"):
+        return rec
+    try:
+        data = load_plan(task.group.files, plan=task.group.plan_uid)
+        result = {k: rec.get(k) for k in ("plan", "verdict", "findings", "warnings", "facts")}
+        page = render_check_report(result, data, protocols=list(task.protocols) or None,
+                                   deidentify=deidentify)
+        _write_atomic(Path(report_dir) / report_file_name(rec["key"]), page)
+    except Exception as exc:  # a report that fails must not turn a checked plan into ERROR
+        rec["warnings"] = list(rec.get("warnings") or []) + [
+            f"HTML report not written: {type(exc).__name__}: {exc}"]
+    return rec
+
+
+def batch_worker(report_dir: str | os.PathLike, deidentify: bool = False):
+    """The ``worker`` to give :func:`rtcheck.batch.run_batch` for one report per plan
+    (picklable: worker processes and Dask workers import it)."""
+    import functools
+
+    return functools.partial(batch_report_worker, report_dir=str(Path(report_dir).resolve()),
+                             deidentify=deidentify)
+
+
+_INDEX_FIELDS = ("key", "plan_label", "patient_id", "plan_uid", "verdict", "error", "seconds")
+
+
+def read_batch_records(path: str | os.PathLike) -> list[dict]:
+    """The index rows of a batch output file (JSONL, or CSV with one row per finding):
+    identity, verdict, error, seconds and each finding's rule and status; one row per plan
+    (the last record of a key wins). Damaged lines are skipped."""
+    import csv as _csv
+
+    rows: dict[str, dict] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        first = fh.readline()
+        fh.seek(0)
+        if first.startswith("key,"):
+            for row in _csv.DictReader(fh):
+                key = row.get("key")
+                if not key:
+                    continue
+                rec = rows.get(key) if row.get("row") != "1" else None
+                if rec is None:
+                    rec = {k: row.get(k) or None for k in _INDEX_FIELDS}
+                    rec["findings"] = []
+                    rows[key] = rec
+                if row.get("rule"):
+                    rec["findings"].append({"rule": row["rule"], "status": row.get("status")})
+        else:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("key"):
+                    slim = {k: rec.get(k) for k in _INDEX_FIELDS}
+                    slim["findings"] = [{"rule": f.get("rule"), "status": f.get("status")}
+                                        for f in rec.get("findings") or []]
+                    rows[rec["key"]] = slim
+    for rec in rows.values():
+        try:
+            rec["seconds"] = None if rec["seconds"] is None else float(rec["seconds"])
+        except (TypeError, ValueError):
+            rec["seconds"] = None
+    return list(rows.values())
+
+
+def write_batch_index(report_dir: str | os.PathLike, output: str | os.PathLike, *,
+                      deidentify: bool = False) -> Path:
+    """Write ``report_dir/index.html`` from the batch output file ``output`` (every plan of
+    it, also those of earlier resumed runs and ERROR records), linking the reports found in
+    ``report_dir``. Returns the index path."""
+    folder = Path(report_dir)
+    records = read_batch_records(output)
+    links = {r["key"]: report_file_name(r["key"]) for r in records
+             if (folder / report_file_name(r["key"])).exists()}
+    if deidentify:
+        records = [_deidentify_keep_key(r) for r in records]
+    index = folder / "index.html"
+    title = "rtcheck batch summary" + (" (de-identified)" if deidentify else "")
+    _write_atomic(index, render_batch_index(records, links, title=title))
+    return index
+
+
+def _deidentify_keep_key(record: dict) -> dict:
+    """A de-identified index row that keeps its key (used only to find its report link,
+    never shown)."""
+    return {**deidentify(record), "key": record["key"]}
