@@ -87,11 +87,11 @@ def check_args(out_dir: Path) -> tuple[list[str], Path]:
 
 
 def rtcheck(*args: str) -> subprocess.CompletedProcess:
-    """Run the rtcheck CLI; exit codes 0/1/3 are verdicts, anything else is a failure."""
+    """Run the rtcheck CLI; exit codes 0/1/3/4 are verdicts, anything else is a failure."""
     cli = shutil.which("rtcheck")
     cmd = [cli] if cli else [sys.executable, "-c", "from rtcheck.cli import main; main()"]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True)
-    if proc.returncode not in (0, 1, 3):
+    if proc.returncode not in (0, 1, 3, 4):
         sys.exit(f"rtcheck {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
 
@@ -143,11 +143,20 @@ def main(argv: list[str] | None = None) -> None:
     proc = rtcheck("check", *plan_args, "--format", "html", "--output", str(report))
     rtcheck("check", *plan_args, "--format", "html", "--deidentify",
             "--output", str(out / "sample-report-deidentified.html"))
-    results = out / "batch" / "results.jsonl"
-    results.parent.mkdir(exist_ok=True)
-    rtcheck("batch", str(archive), "--output", str(results), "--overwrite", "--quiet",
-            "--report-dir", str(out / "batch" / "reports"))
-    index = out / "batch" / "reports" / "index.html"
+    # The batch: the sample plans, one unreadable file (an ERROR row) and facts for two
+    # patients (the others have none: NOT_EVALUATED), so the index shows every verdict.
+    batch_dir = out / "batch"
+    shutil.rmtree(batch_dir, ignore_errors=True)
+    shutil.copytree(archive, batch_dir / "archive", ignore=shutil.ignore_patterns("*.md"))
+    (batch_dir / "archive" / "broken.dcm").write_bytes(b"DICM" + bytes(200))
+    facts = batch_dir / "facts.csv"
+    facts.write_text("patient_id,indication,site,vertebral_level\n"
+                     "RTCHECK-SAMPLE-01,pain,spine,T6\nRTCHECK-SAMPLE-02,pain,spine,T6\n",
+                     encoding="utf-8")
+    results = batch_dir / "results.jsonl"
+    rtcheck("batch", str(batch_dir / "archive"), "--output", str(results), "--quiet",
+            "--indication-from", str(facts), "--report-dir", str(batch_dir / "reports"))
+    index = batch_dir / "reports" / "index.html"
 
     screenshot(report, out / "sample-report.png", args.window_size)
     screenshot(index, out / "index.png", "1200,700")

@@ -289,46 +289,46 @@ def eqd2_figure(reirr: dict) -> Figure:
     ax = fig.add_subplot()
     prior, new, cum = v["prior_eqd2_gy"], v["new_eqd2_gy"], v["cumulative_eqd2_gy"]
     bars = [("prior course(s)", prior), ("new course", new), ("cumulative", cum)]
-    xs = (0.0, 2.0, 4.0)  # room right of each bar for the labels of its limits
-    style = {"width": 0.8, "edgecolor": "black", "linewidth": 1.0}
+    style = {"width": 0.6, "edgecolor": "black", "linewidth": 1.0}
     prior_style = dict(color="#90a4ae", hatch="//", **style)
     new_style = dict(color="#64b5f6", hatch="\\\\", **style)
     if prior is not None:
-        ax.bar(xs[0], prior, **prior_style)
+        ax.bar(0, prior, **prior_style)
     if new is not None:
-        ax.bar(xs[1], new, **new_style)
+        ax.bar(1, new, **new_style)
     if cum is not None:
         if prior is not None and new is not None:  # stacked: shows what the sum is made of
-            ax.bar(xs[2], prior, **prior_style)
-            ax.bar(xs[2], new, bottom=prior, **new_style)
+            ax.bar(2, prior, **prior_style)
+            ax.bar(2, new, bottom=prior, **new_style)
         else:
-            ax.bar(xs[2], cum, color="#b0bec5", **style)
-    top = max([x for _, x in bars if x is not None] + [v["cumulative_limit_gy"]])
-    for x, (_, value) in zip(xs, bars):
-        ax.text(x, (value or 0) + 0.02 * top, "not known" if value is None else f"{value:.1f} Gy",
-                ha="center", va="bottom", fontsize=9, fontweight="bold")
-    _limit_line(ax, xs[1], v["course_limit_gy"], f"course limit < {v['course_limit_gy']:g} Gy",
-                "--")
+            ax.bar(2, cum, color="#b0bec5", **style)
+    # Limits differ by line style and are named in the legend, so no label crosses a bar.
+    _limit_line(ax, 1, v["course_limit_gy"], f"new course < {v['course_limit_gy']:g} Gy", "--")
     if cum is not None:
         half = v["share_limit"] * cum
-        _limit_line(ax, xs[1], half, f"{v['share_limit']:g} x cumulative = {half:.1f} Gy", ":")
-    _limit_line(ax, xs[2], v["cumulative_limit_gy"],
-                f"cumulative limit < {v['cumulative_limit_gy']:g} Gy", "--")
-    ax.set_xticks(xs, [b for b, _ in bars])
-    ax.set_xlim(-0.8, 6.0)
-    ax.set_ylim(0, top * 1.15)
+        _limit_line(ax, 1, half, f"new course <= {v['share_limit']:g} x cumulative "
+                    f"= {half:.1f} Gy", ":")
+    _limit_line(ax, 2, v["cumulative_limit_gy"],
+                f"cumulative < {v['cumulative_limit_gy']:g} Gy", "-.")
+    # Values under the bar names: never hidden by a limit line.
+    ax.set_xticks(range(3), [f"{name}\n{'not known' if x is None else f'{x:.1f} Gy'}"
+                             for name, x in bars])
+    top = max([x for _, x in bars if x is not None] + [v["cumulative_limit_gy"]])
+    ax.set_xlim(-0.6, 2.6)
+    ax.set_ylim(0, top * 1.1)
     ab = v["alpha_beta"]
     who = " ".join(str(x) for x in (v["structure"], v["metric"]) if x)
     ax.set_ylabel(f"EQD2 (Gy{'' if ab is None else f', a/b = {ab:g} Gy'})")
     ax.set_title(f"Re-irradiation: {who} EQD2" if who else "Re-irradiation EQD2", fontsize=11)
     ax.grid(True, axis="y", color="#cccccc", lw=0.5)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.1)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+              title="limits", title_fontsize=8, alignment="left", handlelength=4)
+    fig.subplots_adjust(left=0.08, right=0.66, top=0.9, bottom=0.17)
     return fig
 
 
-def _limit_line(ax: Any, x: float, y: float, text: str, ls: str) -> None:
-    ax.plot([x - 0.55, x + 0.55], [y, y], color="black", lw=2.0, ls=ls)
-    ax.text(x + 0.6, y, text, va="center", ha="left", fontsize=8)
+def _limit_line(ax: Any, x: float, y: float, label: str, ls: str) -> None:
+    ax.plot([x - 0.42, x + 0.42], [y, y], color="black", lw=2.2, ls=ls, label=label)
 
 
 # --------------------------------------------------------------------------------------
