@@ -33,6 +33,7 @@ from rtcheck.radiobiology import (
     max_total_dose,
     parse_scheme,
 )
+from rtcheck.report import deidentify, render_batch_index, render_html  # no matplotlib here
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "StructureSet",
     "__version__",
     "check",
+    "deidentify",
     "accumulate_courses",
     "alpha_beta_sensitivity",
     "bed",
@@ -87,5 +89,7 @@ __all__ = [
     "read_dose",
     "read_plan",
     "read_structure_set",
+    "render_batch_index",
+    "render_html",
     "shipped_protocols",
 ]
