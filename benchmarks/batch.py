@@ -105,12 +105,14 @@ def _high_water_kb(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (workers are the fork server's children)."""
     try:
-        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                for c in (t / "children").read_text().split()]
+        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
     except OSError:
         return []
+    return children + [d for c in children for d in _descendants(c)]
 
 
 def run_batch_command(archive: Path, jobs: int, out: Path, facts: Path) -> dict:
@@ -124,7 +126,7 @@ def run_batch_command(archive: Path, jobs: int, out: Path, facts: Path) -> dict:
     parent_kb = worker_kb = 0
     while proc.poll() is None:
         parent_kb = max(parent_kb, _high_water_kb(proc.pid))
-        worker_kb = max([worker_kb, *(_high_water_kb(c) for c in _children(proc.pid))])
+        worker_kb = max([worker_kb, *(_high_water_kb(c) for c in _descendants(proc.pid))])
         time.sleep(0.5)
     seconds = time.perf_counter() - start
     stderr = proc.stderr.read() if proc.stderr else ""

@@ -129,8 +129,9 @@ class PlanRef:
 
     @property
     def key(self) -> str:
-        """The resume key: plan SOPInstanceUID and the dose SOPInstanceUIDs."""
-        return f"{self.plan_uid}|{','.join(self.dose_uids)}"
+        """The resume key: plan SOPInstanceUID (its file when it has none) and the dose
+        SOPInstanceUIDs."""
+        return f"{self.plan_uid or 'file:' + self.plan_path}|{','.join(self.dose_uids)}"
 
     @property
     def files(self) -> list[str]:
@@ -1206,14 +1207,21 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
                 stream.flush()
 
         found = discover(archive, on_file=scanning)
-        if tty:
-            stream.write("\r" + " " * 60 + "\r")
         summary.discovery = found
         summary.earlier = sink.earlier
         todo_bad = [b for b in found.bad_files if b.key not in sink.done]
         todo = [g for g in found.groups if g.key not in sink.done]
         summary.already_done = (len(found.groups) + len(found.bad_files)
                                 - len(todo) - len(todo_bad))
+        if show:
+            stream.write(("\r" if tty else "") + f"rtcheck batch: {len(found.groups)} plans and "
+                         f"{len(found.bad_files)} unreadable files in {found.files_seen} files "
+                         f"({time.monotonic() - started:.0f} s); {summary.already_done} already "
+                         f"in the output, {len(todo) + len(todo_bad)} to do\n")
+            stream.flush()
+        if table is not None:  # every row that names a plan of the archive counts as used
+            for g in found.groups:
+                table.lookup(g.plan_uid, g.patient_id)
         bar = Progress(len(todo) + len(todo_bad), stream, progress if show else "off")
 
         def emit(task: PlanTask | None, rec: dict) -> None:
