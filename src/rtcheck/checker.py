@@ -141,6 +141,8 @@ class CheckResult:
     facts : dict
         The facts given (indication, site, technique, vertebral level, priors...).
     protocols : list of str
+    dvhs : list of DVH
+        The DVHs the rules used (for plots; not part of the JSON document).
     """
 
     verdict: str
@@ -151,6 +153,7 @@ class CheckResult:
     plan: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     protocols: list[str] = field(default_factory=list)
+    dvhs: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -484,7 +487,8 @@ class _Context:
         return CheckResult(verdict=verdict, findings=self.findings, warnings=self.warnings,
                            skipped=self.skipped, roles=dict(self.matches),
                            plan=_plan_summary(self.data, self.date, self.date_how),
-                           facts=self.facts(), protocols=[p.id for p in protos])
+                           facts=self.facts(), protocols=[p.id for p in protos],
+                           dvhs=list(self._dvhs.values()))
 
     def facts(self) -> dict[str, Any]:
         return {"indication": self.indication, "site": self.site, "technique": self.technique,

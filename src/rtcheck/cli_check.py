@@ -118,7 +118,8 @@ def render_output(result: CheckResult, fmt: str, data, prior_plans: list, protoc
     if fmt == "html":
         extra = [f for prior in prior_plans for f in report.plan_input_files(prior)]
         return report.render_check_report(
-            result.to_dict(), data, protocols=protocols or None, extra_inputs=extra,
+            result.to_dict(), data, dvhs=result.dvhs or None, protocols=protocols or None,
+            extra_inputs=extra,
             deidentify=deidentify, extra_terms=report.plan_identity_terms(*prior_plans))
     text = {"json": render_json, "csv": render_csv, "table": render_table}[fmt](result)
     if deidentify:
