@@ -55,7 +55,7 @@ from rtcheck.errors import MetricError
 from rtcheck.model import DoseGrid, Structure
 
 #: Samples aimed at per structure; small structures are sampled finer than this needs.
-DEFAULT_SAMPLE_BUDGET = 25_000
+DEFAULT_SAMPLE_BUDGET = 10_000
 #: Finest in-plane / through-plane sampling step (mm).
 MIN_STEP_MM = 0.1
 #: Coarsest step for structures under 30 cc, where near-maximum doses decide verdicts (mm).
