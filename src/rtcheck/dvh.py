@@ -54,7 +54,7 @@ import numpy as np
 from rtcheck.errors import MetricError
 from rtcheck.model import DoseGrid, Structure
 
-#: Samples aimed at per structure; small structures are sampled finer than this needs.
+#: In-plane samples aimed at per structure, over all its planes (see _choose_step).
 DEFAULT_SAMPLE_BUDGET = 10_000
 #: Finest in-plane / through-plane sampling step (mm).
 MIN_STEP_MM = 0.1
