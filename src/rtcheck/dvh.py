@@ -523,7 +523,7 @@ def _choose_step(plane_area_mm2: float, volume_mm3: float, dose: DoseGrid,
     if volume_mm3 < 30_000:  # under 30 cc: near-max doses decide verdicts, stay fine
         step = min(step, SMALL_STRUCTURE_STEP_MM)
     positive = [s for s in dose.spacing[:2] if s > 0]
-    return min(step, 3.0 * min(positive)) if positive else step
+    return min(step, 4.0 * min(positive)) if positive else step
 
 
 def _typical_spacing(zs: np.ndarray, fallback: float | None, dose: DoseGrid) -> float:
@@ -691,6 +691,8 @@ def _sample_structure(polys: list[list[np.ndarray]], areas: np.ndarray, z_lo: np
     nplane, flat = _grid_nodes_inside(edges, interp, len(polys))
     keep = _planes_that_may_hold_extremes(edges, faces, interp, acc)[nplane]
     nplane, flat = nplane[keep], flat[keep]
+    keep = _nodes_that_may_hold_extremes(nplane, flat, faces, interp, acc)
+    nplane, flat = nplane[keep], flat[keep]
     if nplane.size:
         point, face = faces.pairs(nplane)
         d = interp.nodes_at_faces(flat, point, face, faces)
@@ -723,6 +725,24 @@ def _planes_that_may_hold_extremes(edges: _Edges, faces: _Faces, interp: _Interp
         block = interp.values[k0[p]:k1[p] + 1, j0[p]:j1[p] + 1, i0[p]:i1[p] + 1]
         out[p] = block.size > 0 and (block.max() > acc.dmax or block.min() < acc.dmin)
     return out
+
+
+def _nodes_that_may_hold_extremes(plane: np.ndarray, flat: np.ndarray, faces: _Faces,
+                                  interp: _Interpolator, acc: _Accumulator) -> np.ndarray:
+    """Nodes whose value on some face could beat the extremes found so far.
+
+    A node's dose on a face is a blend of its values on two dose planes, so its values on
+    the dose planes the slab needs bound all its face values.
+    """
+    if plane.size == 0:
+        return np.zeros(0, bool)
+    count = faces.frames[plane]
+    point, rank = _expand(count)
+    vals = interp.flat[(faces.k0[faces.start][plane[point]] + rank) * (interp.nx * interp.ny)
+                       + flat[point]]
+    starts = np.cumsum(count) - count
+    return ((np.minimum.reduceat(vals, starts) < acc.dmin)
+            | (np.maximum.reduceat(vals, starts) > acc.dmax))
 
 
 def _grid_nodes_inside(edges: _Edges, interp: _Interpolator, n_planes: int
