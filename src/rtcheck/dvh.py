@@ -27,11 +27,12 @@ exact in z.
 
 *Dmax and Dmin* do not come from the samples alone. A trilinear dose is linear in z
 between dose planes, so along any vertical line through a slab its extremes sit on the
-slab's faces or on a dose plane inside it; in-plane, the extremes of a bilinear dose sit on
-the contour or at local extremes which the fine samples catch. rtcheck therefore evaluates
-the dose at the interior samples and at points along every contour edge, on the faces of
-each slab and on every dose plane crossing it. The result does not depend on where voxel
-centres happen to fall.
+slab's faces or on a dose plane inside it. On each of those planes the dose is bilinear
+within each voxel, so its extremes over a contour sit on the contour or at a dose-grid node
+inside it. rtcheck therefore evaluates the dose at points along every contour edge (at most
+half a voxel apart) and at every node inside the contour, on the faces of each slab and on
+every dose plane crossing it (nodes whose values cannot beat the extremes already found are
+skipped by a bound). The result does not depend on where voxel centres happen to fall.
 
 *Coverage.* A sample is inside the dose grid when it lies within the grid's voxels (half a
 voxel beyond the outermost voxel centres; there the dose of the outermost voxels is used).
