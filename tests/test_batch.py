@@ -150,6 +150,17 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
     assert found.skipped["not DICOM"] == 2  # noextension, notes.txt
 
 
+def test_discovery_on_worker_processes_finds_the_same(corrupt_archive, monkeypatch):
+    root, _ = corrupt_archive
+    monkeypatch.setattr(B, "SCAN_CHUNK", 4)  # several chunks for this small archive
+    serial, parallel = B.discover(root), B.discover(root, jobs=2)
+    assert parallel.groups == serial.groups
+    assert parallel.bad_files == serial.bad_files
+    assert parallel.skipped == serial.skipped
+    assert parallel.unattached == serial.unattached
+    assert parallel.files_seen == serial.files_seen == 28
+
+
 def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     root, made = corrupt_archive
     out = tmp_path / "results.jsonl"
