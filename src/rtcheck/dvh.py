@@ -332,17 +332,24 @@ class _Edges:
         s, e = np.concatenate(starts), np.concatenate(ends)
         self.x1, self.y1, self.x2, self.y2 = s[:, 0], s[:, 1], e[:, 0], e[:, 1]
         self.plane = np.concatenate(plane)
+        # Edges come plane by plane, so per-plane bounds are segment reductions.
         n = len(polys)
-        self.xmin = np.full(n, np.inf)
-        self.ymin = np.full(n, np.inf)
-        np.minimum.at(self.xmin, self.plane, self.x1)
-        np.minimum.at(self.ymin, self.plane, self.y1)
+        count = np.bincount(self.plane, minlength=n)
+        has = count > 0
+        starts = (np.cumsum(count) - count)[has]
+        self.xmin, self.ymin = np.full(n, np.inf), np.full(n, np.inf)
+        self.xmax, self.ymax = np.full(n, -np.inf), np.full(n, -np.inf)
+        self.xmin[has] = np.minimum.reduceat(self.x1, starts)
+        self.ymin[has] = np.minimum.reduceat(self.y1, starts)
+        self.xmax[has] = np.maximum.reduceat(self.x1, starts)
+        self.ymax[has] = np.maximum.reduceat(self.y1, starts)
 
     def subset(self, planes: np.ndarray) -> "_Edges":
         keep = np.isin(self.plane, planes)
         out = object.__new__(_Edges)
         out.x1, out.y1, out.x2, out.y2 = self.x1[keep], self.y1[keep], self.x2[keep], self.y2[keep]
         out.plane, out.xmin, out.ymin = self.plane[keep], self.xmin, self.ymin
+        out.xmax, out.ymax = self.xmax, self.ymax
         return out
 
 
@@ -709,10 +716,7 @@ def _planes_that_may_hold_extremes(edges: _Edges, faces: _Faces, interp: _Interp
     dose planes, the contours' bounding box) bounds every node candidate of the plane.
     """
     n = faces.count.size
-    xmax = np.full(n, -np.inf)
-    ymax = np.full(n, -np.inf)
-    np.maximum.at(xmax, edges.plane, edges.x1)
-    np.maximum.at(ymax, edges.plane, edges.y1)
+    xmax, ymax = edges.xmax, edges.ymax
     i0 = np.clip(np.floor((edges.xmin - interp.x0) / interp.dx), 0, interp.nx - 1).astype(int)
     i1 = np.clip(np.ceil((xmax - interp.x0) / interp.dx), 0, interp.nx - 1).astype(int)
     j0 = np.clip(np.floor((edges.ymin - interp.y0) / interp.dy), 0, interp.ny - 1).astype(int)
