@@ -795,10 +795,12 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
     doses = [r for r in unique if r.modality == "RTDOSE"]
     structs = {r.sop_instance_uid: r for r in unique if r.modality == "RTSTRUCT"}
     plan_uids = {p.sop_instance_uid for p in plans}
+    doses_of: dict[str | None, list[FileHeader]] = {}  # by referenced plan: linear, not n^2
+    for d in doses:
+        doses_of.setdefault(d.referenced_plan_uid, []).append(d)
     groups = []
     for p in plans:
-        g = PlanGroup(plan=p, doses=[d for d in doses
-                                     if d.referenced_plan_uid == p.sop_instance_uid])
+        g = PlanGroup(plan=p, doses=list(doses_of.get(p.sop_instance_uid, [])))
         if not g.doses:
             g.missing.append("dose: no RTDOSE references this plan")
         ref = p.referenced_structure_set_uid
