@@ -299,10 +299,13 @@ def even_odd_area(polygons: list[np.ndarray]) -> float:
     if len(polygons) == 1:
         return _shoelace(polygons[0])
     total = 0.0
+    lo = [p.min(axis=0) for p in polygons]
+    hi = [p.max(axis=0) for p in polygons]
     for i, poly in enumerate(polygons):
         px, py = poly[0]
-        depth = sum(_point_in_polygon(px, py, other)
-                    for j, other in enumerate(polygons) if j != i)
+        # Only a polygon whose bounding box holds the point can hold it.
+        depth = sum(_point_in_polygon(px, py, other) for j, other in enumerate(polygons)
+                    if j != i and lo[j][0] <= px <= hi[j][0] and lo[j][1] <= py <= hi[j][1])
         total += _shoelace(poly) * (-1 if depth % 2 else 1)
     return total
 
