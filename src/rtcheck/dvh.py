@@ -482,19 +482,22 @@ class _Interpolator:
         face index of each value, in order of point then face.
         """
         nxy = self.nx * self.ny
-        first = faces.k0[faces.start]  # lowest dose plane each slab needs
+        first = faces.k0[faces.start][plane]  # lowest dose plane each point's slab needs
         count = faces.frames[plane]
-        point, rank = _expand(count)
-        base = (first[plane[point]] + rank) * nxy
-        fv = np.zeros(point.size)
-        for c, w in zip(corners, weights):
-            fv += self.flat[base + c[point]] * w[point]
-        fv_start = np.cumsum(count) - count
-        p2, face = faces.pairs(plane)
-        local = fv_start[p2] + (faces.k0[face] - first[plane[p2]])
-        nxt = np.minimum(local + 1, fv_start[p2] + count[p2] - 1)
+        fv = np.empty((plane.size, int(count.max()) if plane.size else 0))
+        for r in range(fv.shape[1]):
+            # Column r: the r-th dose plane of each point's slab (clamped where a slab
+            # needs fewer planes; those values are never read).
+            base = np.minimum(first + r, self.nz - 1) * nxy
+            col = self.flat[base + corners[0]] * weights[0]
+            for c, w in zip(corners[1:], weights[1:]):
+                col += self.flat[base + c] * w
+            fv[:, r] = col
+        point, face = faces.pairs(plane)
+        lower = faces.k0[face] - first[point]
+        upper = np.minimum(lower + 1, count[point] - 1)
         t = faces.t[face]
-        return p2, face, fv[local] * (1 - t) + fv[nxt] * t
+        return point, face, fv[point, lower] * (1 - t) + fv[point, upper] * t
 
     def nodes_at_faces(self, flat: np.ndarray, point: np.ndarray, face: np.ndarray,
                        faces: "_Faces") -> np.ndarray:
