@@ -434,6 +434,8 @@ class _Interpolator:
         self.values = np.ascontiguousarray(dose.values, dtype=np.float32)
         self.nz, self.ny, self.nx = self.values.shape
         self.flat = self.values.reshape(-1)
+        # One element more, so that segment reductions may end at the last voxel.
+        self.padded = np.concatenate((self.flat, self.flat[-1:]))
         self.x0, self.y0 = float(dose.x[0]), float(dose.y[0])
         self.dx = float(dose.x[1] - dose.x[0]) if self.nx > 1 else 1.0
         self.dy = float(dose.y[1] - dose.y[0]) if self.ny > 1 else 1.0
@@ -702,72 +704,52 @@ def _sample_structure(polys: list[list[np.ndarray]], areas: np.ndarray, z_lo: np
         corners, weights = interp.xy_weights(bx, by)
         _, face, d = interp.at_faces(corners, weights, bplane, faces)
         acc.extremes(d[faces.ok[face]])
-    nplane, flat = _grid_nodes_inside(edges, interp, len(polys))
-    keep = _planes_that_may_hold_extremes(edges, faces, interp, acc)[nplane]
-    nplane, flat = nplane[keep], flat[keep]
-    keep = _nodes_that_may_hold_extremes(nplane, flat, faces, interp, acc)
-    nplane, flat = nplane[keep], flat[keep]
+    nplane, flat = _candidate_nodes(edges, faces, interp, acc, len(polys))
     if nplane.size:
         point, face = faces.pairs(nplane)
         d = interp.nodes_at_faces(flat, point, face, faces)
         acc.extremes(d[faces.ok[face]])
 
 
-def _planes_that_may_hold_extremes(edges: _Edges, faces: _Faces, interp: _Interpolator,
-                                   acc: _Accumulator) -> np.ndarray:
-    """Planes whose nodes could beat the extremes found so far (a cheap bound per plane).
+def _candidate_nodes(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _Accumulator,
+                     n_planes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plane and flat in-plane index of the grid nodes inside the contours that could beat
+    the extremes found so far.
 
-    The dose at a node on any face of a slab lies between the node's values on the two
-    dose planes around the face, so the range of the grid block around the slab (all its
-    dose planes, the contours' bounding box) bounds every node candidate of the plane.
+    The nodes inside a contour come in runs along grid rows. A node's dose on any face of its
+    slab is a blend of its values on two of the dose planes the slab needs, so the range of a
+    run on those planes (contiguous memory: one segment reduction each) bounds every value
+    its nodes can take; only runs whose range reaches beyond the current extremes are
+    expanded into nodes.
     """
-    n = faces.count.size
-    xmax, ymax = edges.xmax, edges.ymax
-    i0 = np.clip(np.floor((edges.xmin - interp.x0) / interp.dx), 0, interp.nx - 1).astype(int)
-    i1 = np.clip(np.ceil((xmax - interp.x0) / interp.dx), 0, interp.nx - 1).astype(int)
-    j0 = np.clip(np.floor((edges.ymin - interp.y0) / interp.dy), 0, interp.ny - 1).astype(int)
-    j1 = np.clip(np.ceil((ymax - interp.y0) / interp.dy), 0, interp.ny - 1).astype(int)
-    k0 = faces.k0[faces.start]
-    k1 = k0 + faces.frames - 1
-    out = np.zeros(n, bool)
-    for p in range(n):
-        if not np.isfinite(xmax[p]):
-            continue
-        block = interp.values[k0[p]:k1[p] + 1, j0[p]:j1[p] + 1, i0[p]:i1[p] + 1]
-        out[p] = block.size > 0 and (block.max() > acc.dmax or block.min() < acc.dmin)
-    return out
-
-
-def _nodes_that_may_hold_extremes(plane: np.ndarray, flat: np.ndarray, faces: _Faces,
-                                  interp: _Interpolator, acc: _Accumulator) -> np.ndarray:
-    """Nodes whose value on some face could beat the extremes found so far.
-
-    A node's dose on a face is a blend of its values on two dose planes, so its values on
-    the dose planes the slab needs bound all its face values.
-    """
-    if plane.size == 0:
-        return np.zeros(0, bool)
-    count = faces.frames[plane]
-    point, rank = _expand(count)
-    vals = interp.flat[(faces.k0[faces.start][plane[point]] + rank) * (interp.nx * interp.ny)
-                       + flat[point]]
-    starts = np.cumsum(count) - count
-    return ((np.minimum.reduceat(vals, starts) < acc.dmin)
-            | (np.maximum.reduceat(vals, starts) > acc.dmax))
-
-
-def _grid_nodes_inside(edges: _Edges, interp: _Interpolator, n_planes: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Plane and flat in-plane index of the dose-grid voxel centres inside the contours."""
+    empty = np.zeros(0, np.int64)
     if interp.nx < 2 or interp.ny < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return empty, empty
     y0 = np.full(n_planes, interp.y0 - interp.dy / 2)  # rows through the voxel centres
     p, j, a, b = _row_intervals(edges, interp.dy, y0)
-    keep = (j >= 0) & (j < interp.ny)
-    p, j, a, b = p[keep], j[keep], a[keep], b[keep]
     i0 = np.maximum(np.ceil((a - interp.x0) / interp.dx).astype(np.int64), 0)
     i1 = np.minimum(np.floor((b - interp.x0) / interp.dx).astype(np.int64), interp.nx - 1)
-    idx, rank = _expand(np.maximum(i1 - i0 + 1, 0))
+    keep = (j >= 0) & (j < interp.ny) & (i1 >= i0)
+    p, j, i0, i1 = p[keep], j[keep], i0[keep], i1[keep]
+    if p.size == 0:
+        return empty, empty
+    frames = faces.frames[p]
+    run, rank = _expand(frames)
+    k = faces.k0[faces.start][p[run]] + rank
+    start = k * (interp.nx * interp.ny) + j[run] * interp.nx + i0[run]
+    stop = start + (i1 - i0 + 1)[run]
+    order = np.argsort(start, kind="stable")
+    bounds = np.empty(2 * order.size, np.int64)
+    bounds[0::2], bounds[1::2] = start[order], stop[order]
+    lo = np.empty(order.size)
+    hi = np.empty(order.size)
+    lo[order] = np.minimum.reduceat(interp.padded, bounds)[0::2]
+    hi[order] = np.maximum.reduceat(interp.padded, bounds)[0::2]
+    first = np.cumsum(frames) - frames
+    useful = ((np.minimum.reduceat(lo, first) < acc.dmin)
+              | (np.maximum.reduceat(hi, first) > acc.dmax))
+    p, j, i0, i1 = p[useful], j[useful], i0[useful], i1[useful]
+    idx, rank = _expand(i1 - i0 + 1)
     return p[idx], j[idx] * interp.nx + i0[idx] + rank
 
 
