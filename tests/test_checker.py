@@ -723,3 +723,19 @@ def test_technique_from_the_fraction_count_of_an_unlisted_scheme():
     result = check(make_plan(rx=30, fractions=4, with_dose=False), indication="reirradiation",
                    site="spine")
     assert find(result, "sbrt-range.spine").status == "FAIL"
+
+
+def test_esophagus_warning_outside_the_spine_is_not_applicable():
+    organs = {"Oesophage": ORGAN}
+    result = check(make_plan(fractions=5, structures=organs), site="extraspinal")
+    assert "spinal lesions only" in skipped(result, "esophagus-c5-t10")
+    # site unknown: the skip names the facts it needs (batch turns that into NOT_EVALUATED)
+    result = check(make_plan(fractions=5, structures=organs))
+    assert "--site" in skipped(result, "esophagus-c5-t10")
+
+
+@pytest.mark.parametrize("months", [float("nan"), float("inf"), -1.0])
+def test_interval_must_be_a_finite_number_of_months(months):
+    with pytest.raises(InputError, match="finite number >= 0"):
+        check(make_plan(fractions=3, rx=27.0), indication="reirradiation",
+              priors=[parse_prior_summary("30Gy/10 cord_dmax=20Gy")], interval_months=months)

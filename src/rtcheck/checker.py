@@ -390,6 +390,11 @@ class _Context:
                                  f"converts doses ({', '.join(sorted(converting))})")
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"--alpha-beta {key}={value!r}: must be a number > 0 (Gy)")
+        if interval_months is not None and not (
+                isinstance(interval_months, (int, float)) and math.isfinite(interval_months)
+                and interval_months >= 0):
+            raise InputError(f"interval between courses {interval_months!r} months: must be a "
+                             "finite number >= 0")
         levels = _parse_levels(vertebral_level)
         courses = _priors(priors, data, table, explicit)
         when, how = _course_date(date, data)
@@ -715,7 +720,10 @@ def _warning(rule: Rule, ctx: _Context) -> list[Finding]:
             return [_finding(rule, "NOT_EVALUATED", f"vertebral level unknown (not in DICOM): give "
                              f"--vertebral-level to check whether the lesion lies within {span}",
                              role=rule.role)]
-        return ctx.skip(rule, "needs the vertebral level of the lesion (--vertebral-level)")
+        if ctx.site is None:
+            return ctx.skip(rule, "needs the lesion site (--site) and, for the spine, its "
+                                  "vertebral level (--vertebral-level)")
+        return ctx.skip(rule, f"applies to spinal lesions only; the site is {ctx.site}")
     lo, hi = ctx.levels
     if hi < first or lo > last:
         return ctx.skip(rule, f"vertebral level {ctx.level_text} outside {span}")
