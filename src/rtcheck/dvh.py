@@ -594,7 +594,8 @@ def compute_dvh(structure: Structure, dose: DoseGrid, *, step_mm: float | None =
     step_mm : float, optional
         Sampling step; by default chosen from the structure's size (0.1-0.5 mm below 30 cc).
     sample_budget : int
-        Approximate number of dose samples for large structures.
+        Approximate number of in-plane samples over all planes (it sets the step of
+        structures above 30 cc; Dmax and Dmin do not depend on it).
     slice_spacing_mm : float, optional
         Slab thickness for a structure contoured on a single plane (by default the dose grid's
         frame spacing). Structures on several planes use their own median plane spacing.
