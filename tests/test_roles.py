@@ -168,3 +168,65 @@ def test_parse_map_options():
         parse_map_options(["spinal_cord"])
     with pytest.raises(InputError, match="twice"):
         parse_map_options(["spinal_cord=A", "spinal_cord=B"])
+
+
+# -------------------------------------------------------------------- union roles
+
+
+@pytest.mark.parametrize("role,names", [
+    ("small_bowel", ["Jejunum", "Ileum"]), ("small_bowel", ["Jejunum", "Ileum", "Bowel_Small"]),
+    ("colon", ["Colon", "Sigmoid"]), ("heart", ["Heart", "Pericardium"]),
+])
+def test_organ_in_parts_is_one_union_role(role, names):
+    table = RoleMap.shipped()
+    assert table.roles[role].union and not table.roles[role].multiple
+    m = match_roles(names + ["PTV"])[role]
+    assert (m.status, m.union, m.multiple, m.name) == ("matched", True, False, None)
+    assert m.names == tuple(names) and "union of" in m.how
+    d = m.as_dict()
+    assert d["union"] is True and d["structures"] == names and d["status"] == "matched"
+
+
+def test_paired_organs_stay_multiple_not_union():
+    table = RoleMap.shipped()
+    for role in ("brachial_plexus", "sacral_plexus", "ribs"):
+        assert table.roles[role].multiple and not table.roles[role].union
+    m = match_roles(["BrachialPlex_L", "BrachialPlex_R"])["brachial_plexus"]
+    assert m.as_dict()["union"] is False and m.union is False
+    assert match_roles(["MOELLE"])["spinal_cord"].as_dict()["union"] is False
+
+
+def test_union_role_with_one_structure_or_a_map():
+    m = match_roles(["Heart"])["heart"]
+    assert (m.status, m.name, m.names, m.union) == ("matched", "Heart", ("Heart",), True)
+    m = match_roles(["Heart", "Pericardium"], explicit={"heart": "Heart"})["heart"]
+    assert (m.status, m.names, m.union) == ("matched", ("Heart",), True)
+
+
+def test_union_role_with_two_structures_of_the_same_name_is_ambiguous():
+    m = match_roles(["Jejunum", "Jejunum", "Ileum"])["small_bowel"]
+    assert m.status == "ambiguous" and m.names == () and "same name" in m.how
+
+
+def test_union_and_multiple_together_is_an_error(tmp_path):
+    path = tmp_path / "roles.toml"
+    path.write_text('schema_version = 1\n[roles.x]\nsynonyms = ["A"]\nmultiple = true\n'
+                    'union = true\n', encoding="utf-8")
+    with pytest.raises(InputError, match="multiple and union exclude each other"):
+        RoleMap.from_file(path)
+    path.write_text('schema_version = 1\n[roles.x]\nsynonyms = ["A"]\nunion = "yes"\n',
+                    encoding="utf-8")
+    with pytest.raises(InputError, match="union must be true or false"):
+        RoleMap.from_file(path)
+
+
+def test_user_file_switches_between_union_and_multiple(tmp_path):
+    path = tmp_path / "roles.toml"
+    path.write_text('schema_version = 1\n[roles.heart]\nsynonyms = ["Coeur_total"]\nmultiple = true\n'
+                    '[roles.ribs]\nsynonyms = ["Grill"]\nunion = true\n', encoding="utf-8")
+    table = RoleMap.shipped().extended(path)
+    assert table.roles["heart"].multiple and not table.roles["heart"].union
+    assert table.roles["ribs"].union and not table.roles["ribs"].multiple
+    # A file that names the role without a mode keeps the shipped one.
+    path.write_text('schema_version = 1\n[roles.colon]\nsynonyms = ["Sigma"]\n', encoding="utf-8")
+    assert RoleMap.shipped().extended(path).roles["colon"].union

@@ -7,6 +7,11 @@ The link is a synonym table, ``constraints/structure-roles.toml`` (schema in
 :class:`RoleMatch` says which structure matched which role and how, and a role with two
 candidates is *ambiguous*, never resolved by guessing.
 
+A role whose organ comes in several structures says how they are evaluated: ``multiple``
+(paired or segmented organs: left and right plexus, ribs) evaluates each structure on its own;
+``union`` (one organ contoured in parts: jejunum + ileum, colon + sigmoid, heart + pericardium)
+evaluates the union of the structures as one organ (see :func:`rtcheck.dvh.compute_union_dvh`).
+
 Names are compared after :func:`normalise_name`: case, spaces, underscores, hyphens and
 accents do not matter ("Moëlle", "MOELLE", "moelle" are the same name).
 """
@@ -34,7 +39,7 @@ ROLES_FILE = "structure-roles.toml"
 SCHEMA_VERSION = 1
 _ROLE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOP_KEYS = {"schema_version", "roles"}
-_ROLE_KEYS = {"description", "synonyms", "patterns", "multiple", "related"}
+_ROLE_KEYS = {"description", "synonyms", "patterns", "multiple", "union", "related"}
 
 
 def normalise_name(name: str) -> str:
@@ -64,9 +69,13 @@ class RoleDef:
     patterns : tuple of str
         Regular expressions matched against the whole normalised name.
     multiple : bool
-        True for paired or segmented organs: every matching structure is evaluated.
+        True for paired or segmented organs: every matching structure is evaluated on its own.
     related : tuple of str
         Roles named in the reason when this one is missing (possible stand-ins to map).
+    union : bool
+        True for one organ contoured in several structures (jejunum + ileum): every matching
+        structure is taken, and their union is evaluated as one organ. Never together with
+        ``multiple``.
     """
 
     name: str
@@ -75,10 +84,13 @@ class RoleDef:
     patterns: tuple[str, ...] = ()
     multiple: bool = False
     related: tuple[str, ...] = ()
+    union: bool = False
     _normalised: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.multiple and self.union:
+            raise ValueError(f"role {self.name!r}: multiple and union exclude each other")
         object.__setattr__(self, "_normalised", frozenset(normalise_name(s) for s in self.synonyms))
         object.__setattr__(self, "_compiled", tuple(re.compile(p) for p in self.patterns))
 
@@ -102,7 +114,7 @@ class RoleMatch:
     role : str
     name : str or None
         The structure chosen for a single role; None when the role is missing or ambiguous,
-        and for a ``multiple`` role (see :attr:`names`).
+        and for a ``multiple`` or ``union`` role with several structures (see :attr:`names`).
     candidates : tuple of str
         Every structure name that matched the role (duplicates kept: two structures with the
         same name are two candidates).
@@ -110,7 +122,9 @@ class RoleMatch:
         Human-readable account: ``"'Moelle' (synonym)"``, ``"--map spinal_cord=MOELLE_PRV"``,
         ``"ambiguous: 'Cord', 'Moelle' ..."``, ``"no structure matches ..."``.
     multiple : bool
-        The role evaluates every matching structure.
+        The role evaluates every matching structure, each on its own.
+    union : bool
+        The role evaluates the union of every matching structure, as one organ.
     """
 
     role: str
@@ -118,13 +132,17 @@ class RoleMatch:
     candidates: tuple[str, ...] = ()
     how: str = ""
     multiple: bool = False
+    union: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The structures to evaluate for this role (empty when missing or ambiguous)."""
+        """The structures to evaluate for this role (empty when missing or ambiguous).
+
+        For a ``union`` role these are the parts of one organ: evaluate their union, not each.
+        """
         if self.name is not None:
             return (self.name,)
-        if self.multiple and self.status == "matched":
+        if (self.multiple or self.union) and self.status == "matched":
             return self.candidates
         return ()
 
@@ -135,13 +153,14 @@ class RoleMatch:
             return "matched"
         if not self.candidates:
             return "missing"
-        if self.multiple and len(set(self.candidates)) == len(self.candidates):
+        # Two structures with the same name stay ambiguous: which one is meant is unknown.
+        if (self.multiple or self.union) and len(set(self.candidates)) == len(self.candidates):
             return "matched"
         return "ambiguous"
 
     def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "status": self.status, "structures": list(self.names),
-                "candidates": list(self.candidates), "how": self.how}
+                "candidates": list(self.candidates), "how": self.how, "union": self.union}
 
 
 class RoleMap:
@@ -188,8 +207,9 @@ class RoleMap:
         """This table with ``extra`` synonyms added.
 
         ``extra`` is another :class:`RoleMap`, a roles file, or ``{role: [names...]}``.
-        A role of ``extra`` that exists here gains its synonyms and patterns (its ``multiple``
-        and ``description`` win when given); a new role is added. A name the extra table
+        A role of ``extra`` that exists here gains its synonyms and patterns (its ``multiple``,
+        ``union`` and ``description`` win when given: ``multiple = true`` turns a shipped union
+        role into a multiple one, and the reverse); a new role is added. A name the extra table
         gives to a role is removed from any other role's synonyms: the user's choice wins,
         and :attr:`notes` records it.
         """
@@ -219,7 +239,9 @@ class RoleMap:
                     description=add.description or base.description,
                     synonyms=base.synonyms + tuple(s for s in add.synonyms if s not in base.synonyms),
                     patterns=base.patterns + tuple(p for p in add.patterns if p not in base.patterns),
-                    multiple=add.multiple or base.multiple,
+                    # The user's mode wins, and the two modes exclude each other.
+                    multiple=add.multiple or (base.multiple and not add.union),
+                    union=add.union or (base.union and not add.multiple),
                     related=base.related + tuple(r for r in add.related if r not in base.related),
                 )
         out = RoleMap(merged, self.sources + extra.sources)
@@ -273,7 +295,8 @@ class RoleMap:
             if rid not in self.roles:
                 out[rid] = RoleMatch(rid, None, (), f"role {rid!r} is not in the structure-role table")
             elif rid in explicit:
-                out[rid] = _explicit_match(rid, explicit[rid], names, self.roles[rid].multiple)
+                rdef = self.roles[rid]
+                out[rid] = _explicit_match(rid, explicit[rid], names, rdef.multiple, rdef.union)
             else:
                 out[rid] = self._table_match(self.roles[rid], names)
         return out
@@ -282,17 +305,20 @@ class RoleMap:
         found = [(n, h) for n in names if (h := rdef.how_matches(n))]
         cands = tuple(n for n, _ in found)
         detail = ", ".join(f"{n!r} ({h})" for n, h in found)
+        modes = (rdef.multiple, rdef.union)
         if not found:
-            return RoleMatch(rdef.name, None, (), self._missing_reason(rdef, names), rdef.multiple)
+            return RoleMatch(rdef.name, None, (), self._missing_reason(rdef, names), *modes)
         if len(found) == 1:
-            return RoleMatch(rdef.name, cands[0], cands, detail, rdef.multiple)
-        if rdef.multiple and len(set(cands)) == len(cands):
-            return RoleMatch(rdef.name, None, cands, detail, True)
+            return RoleMatch(rdef.name, cands[0], cands, detail, *modes)
+        if (rdef.multiple or rdef.union) and len(set(cands)) == len(cands):
+            if rdef.union:
+                detail = f"union of {detail}"
+            return RoleMatch(rdef.name, None, cands, detail, *modes)
         why = "two structures have the same name" if len(set(cands)) < len(cands) else \
             f"{len(cands)} structures match"
         return RoleMatch(rdef.name, None, cands,
                          f"ambiguous, {why}: {detail}; choose one with --map {rdef.name}=NAME",
-                         rdef.multiple)
+                         *modes)
 
     def _missing_reason(self, rdef: RoleDef, names: list[str]) -> str:
         msg = f"no structure matches role {rdef.name}"
@@ -360,10 +386,11 @@ def parse_map_options(items: Iterable[str]) -> dict[str, str]:
 # -------------------------------------------------------------------- helpers
 
 
-def _explicit_match(role: str, wanted: str, names: list[str], multiple: bool) -> RoleMatch:
+def _explicit_match(role: str, wanted: str, names: list[str], multiple: bool,
+                    union: bool = False) -> RoleMatch:
     exact = [n for n in names if n == wanted]
     if len(exact) == 1:
-        return RoleMatch(role, wanted, (wanted,), f"--map {role}={wanted}", multiple)
+        return RoleMatch(role, wanted, (wanted,), f"--map {role}={wanted}", multiple, union)
     if len(exact) > 1:
         return RoleMatch(role, None, tuple(exact),
                          f"--map {role}={wanted}: {len(exact)} structures have this name", False)
@@ -371,18 +398,18 @@ def _explicit_match(role: str, wanted: str, names: list[str], multiple: bool) ->
     if len(loose) == 1:
         return RoleMatch(role, loose[0], (loose[0],),
                          f"--map {role}={wanted} (matched {loose[0]!r} ignoring case/spaces/accents)",
-                         multiple)
+                         multiple, union)
     if len(loose) > 1:
         return RoleMatch(role, None, tuple(loose),
                          f"--map {role}={wanted}: matches {', '.join(map(repr, loose))}; "
                          "give the exact name", False)
     return RoleMatch(role, None, (), f"--map {role}={wanted}: no structure of this plan has that name",
-                     multiple)
+                     multiple, union)
 
 
 def _replace(rdef: RoleDef, **changes: Any) -> RoleDef:
     values = {k: getattr(rdef, k) for k in ("name", "description", "synonyms", "patterns",
-                                             "multiple", "related")}
+                                             "multiple", "related", "union")}
     values.update(changes)
     return RoleDef(**values)
 
@@ -453,17 +480,27 @@ def _read_role(rid: str, body: Any, problems: list[str]) -> RoleDef | None:
         except re.error as exc:
             problems.append(f"{where}: pattern {pat!r} is not a valid regular expression ({exc})")
             return None
-    multiple = body.get("multiple", False)
-    if not isinstance(multiple, bool):
-        problems.append(f"{where}: multiple must be true or false")
-        multiple = False
+    multiple, union = (_flag(body, key, where, problems) for key in ("multiple", "union"))
+    if multiple and union:
+        problems.append(f"{where}: multiple and union exclude each other (multiple: each "
+                        "structure on its own; union: all of them as one organ)")
+        union = False
     description = body.get("description", "")
     if not isinstance(description, str):
         problems.append(f"{where}: description must be a string")
         description = ""
     if not lists["synonyms"] and not lists["patterns"]:
         problems.append(f"{where}: give at least one synonym or pattern")
-    return RoleDef(rid, description, lists["synonyms"], lists["patterns"], multiple, lists["related"])
+    return RoleDef(rid, description, lists["synonyms"], lists["patterns"], multiple, lists["related"],
+                   union)
+
+
+def _flag(body: dict[str, Any], key: str, where: str, problems: list[str]) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        problems.append(f"{where}: {key} must be true or false")
+        return False
+    return value
 
 
 def _overlap_problems(roles: dict[str, RoleDef], problems: list[str]) -> None:
