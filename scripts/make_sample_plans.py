@@ -13,6 +13,8 @@ from rtcheck's DVH engine, so rtcheck can be checked against them.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -26,6 +28,27 @@ XY_STEP, Z_STEP = 0.05, 1.0  # dense-sampling cell (mm) for volume metrics
 COARSE_STEP = 0.5  # interior lattice (mm) when only the maximum is wanted
 EDGE_STEP = 0.02  # spacing (mm) of the points sampled along contour edges for maxima
 ALPHA_BETA_CORD = 2.0
+
+
+def _day(yyyymmdd: str) -> dt.date:
+    return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()
+
+
+def _add_months(day: dt.date, n: int) -> dt.date:
+    """``day`` moved by ``n`` calendar months (the day clamped to the month's length)."""
+    years, month0 = divmod(day.month - 1 + n, 12)
+    year, month = day.year + years, month0 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def calendar_months(start: dt.date, end: dt.date) -> float:
+    """Whole calendar months from ``start`` to ``end``, plus the elapsed share of the next
+    month (2025-03-14 to 2026-03-01: 11 months to 2026-02-14, then 15 of 28 days)."""
+    n = 0
+    while _add_months(start, n + 1) <= end:
+        n += 1
+    lo, hi = _add_months(start, n), _add_months(start, n + 1)
+    return n + (end - lo).days / (hi - lo).days
 
 
 def eqd2(total_gy: float, fractions: int, alpha_beta: float = ALPHA_BETA_CORD) -> float:
@@ -122,6 +145,21 @@ def _files(sample: syn.Sample) -> str:
     return ", ".join(f"`{k}{suffix}.dcm`" for k in ("RP", "RS", "RD"))
 
 
+def _records_line(sample: syn.Sample) -> list[str]:
+    """The README line on a plan's treatment records (none without records)."""
+    dates = sample.treatment_dates
+    if not dates:
+        return []
+    suffix = f".{sample.tag}" if sample.tag else ""
+    first, last = _day(dates[0]), _day(dates[-1])
+    after = (last - _day(sample.case.date)).days
+    return [f"- Treatment records: `RT.F01{suffix}.dcm` to `RT.F{len(dates):02d}{suffix}.dcm`, one "
+            f"RT Beams Treatment Record per fraction (each references the plan and dates the "
+            f"session: TreatmentDate and every beam's TreatmentControlPointDate), {len(dates)} "
+            f"fractions on weekdays {first} to {last}: **last fraction {last}**, {after} days "
+            "after the plan date."]
+
+
 def _plan_section(sample: syn.Sample, truth: dict) -> list[str]:
     c, a = sample.case, sample.case.anatomy
     cord, sac, eso = truth["cord"], truth["sac"], truth["esophagus"]
@@ -143,6 +181,7 @@ def _plan_section(sample: syn.Sample, truth: dict) -> list[str]:
         f"- Dose grid: {c.dose_step:g} mm, {shape[0]} x {shape[1]} x {shape[2]} (x, y, z) voxels, "
         f"HFS, 16-bit, DoseSummationType PLAN; contours every {c.contour_step:g} mm.",
         f"- {_dose_description(c)}",
+        *_records_line(sample),
         "",
         "| quantity | dose function | interpolated grid |",
         "|---|---|---|",
@@ -171,17 +210,30 @@ def _plan_section(sample: syn.Sample, truth: dict) -> list[str]:
     return lines + [""]
 
 
-def _reirradiation_section(c1: syn.SpineCase, t1: dict, c2: syn.SpineCase, t2: dict
-                           ) -> list[str]:
+def _reirradiation_section(c1: syn.SpineCase, t1: dict, c2: syn.SpineCase, t2: dict,
+                           c1_delivered: tuple[str, ...] = ()) -> list[str]:
     e1, e2 = t1["cord_eqd2"], t2["cord_eqd2"]
     total = e1 + e2
     # Course 1's dose at course 2's hottest cord point: the point-wise cumulative EQD2.
     d1_at_p2 = float(c1.dose(*(np.array(v) for v in t2["cord_point"])))
     e1_at_p2 = eqd2(d1_at_p2, c1.fractions)
-    months = (int(c2.date[:4]) - int(c1.date[:4])) * 12 + int(c2.date[4:6]) - int(c1.date[4:6])
+    from_plan = calendar_months(_day(c1.date), _day(c2.date))
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "FAIL"
+
+    if c1_delivered:
+        # The rule runs from the prior course's last fraction as delivered (its records).
+        last = _day(c1_delivered[-1])
+        months = calendar_months(last, _day(c2.date))
+        interval = (f"| 4. interval from course 1's last fraction {last} (its treatment "
+                    f"records) to course 2's plan date {_day(c2.date)} | "
+                    f"{(_day(c2.date) - last).days} days = {months:.2f} calendar months (from "
+                    f"course 1's plan date {_day(c1.date)} it would be {from_plan:.2f}) | "
+                    f">= 5 months | {verdict(months >= 5)} |")
+    else:
+        interval = (f"| 4. interval {c1.date} to {c2.date} | {from_plan:g} months | "
+                    f">= 5 months | {verdict(from_plan >= 5)} |")
 
     return [
         "### Re-irradiation: the four rules (DOMAIN section 4, a/b 2 Gy, cord Dmax)",
@@ -198,8 +250,7 @@ def _reirradiation_section(c1: syn.SpineCase, t1: dict, c2: syn.SpineCase, t2: d
         f"| 2. SBRT-course cord Dmax EQD2 | {e2:.2f} Gy | < 25 Gy | {verdict(e2 < 25)} |",
         f"| 3. ratio SBRT / cumulative | {e2 / total:.3f} | <= 0.5 | "
         f"{verdict(e2 / total <= 0.5)} |",
-        f"| 4. interval {c1.date} to {c2.date} | {months} months | >= 5 months | "
-        f"{verdict(months >= 5)} |",
+        interval,
         "",
         "Rule 2 fails narrowly: 15 Gy in 3 fractions is just above the ~14.5 Gy/3 that gives "
         "25 Gy EQD2. Summing the two maxima is conservative: they are not at the same point "
@@ -287,7 +338,7 @@ def readme(samples: list[syn.Sample], truths: list[dict]) -> str:
         lines += _plan_section(s, t)
         if s.folder.startswith("reirradiation/course2"):
             (s1, t1) = by_folder["reirradiation/course1-30Gy10"]
-            lines += _reirradiation_section(s1.case, t1, s.case, t)
+            lines += _reirradiation_section(s1.case, t1, s.case, t, s1.treatment_dates)
     lines += [
         "## Loading notes",
         "",

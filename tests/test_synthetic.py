@@ -363,7 +363,7 @@ def test_committed_samples_match_the_generator(tmp_path):
     """sample_plans/ is what scripts/make_sample_plans.py writes today (byte for byte)."""
     samples = syn.make_sample_plans(tmp_path)
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.dcm"))
-    assert len(written) == 21 and len(samples) == 7
+    assert len(written) == 31 and len(samples) == 7  # 21 RP/RS/RD + 10 treatment records
     committed = sorted(p.relative_to(SAMPLES) for p in SAMPLES.rglob("*.dcm"))
     assert committed == written
     for rel in written:

@@ -1,4 +1,4 @@
-"""Reading DICOM-RT files and pairing them into a plan: RTPLAN, RTDOSE and RTSTRUCT.
+"""Reading DICOM-RT files and pairing them into a plan: RTPLAN, RTDOSE, RTSTRUCT and RTRECORD.
 
 Public functions
 ----------------
@@ -9,10 +9,13 @@ scan, group_plans
     extension, CT/MR slices and non-DICOM files mixed in) and their grouping per plan.
 load_plan
     The plan, dose and structure set a command works on, paired by UID references, checked
-    for frame-of-reference consistency, with BEAM doses summed and FRACTION doses multiplied.
+    for frame-of-reference consistency, with BEAM doses summed and FRACTION doses multiplied;
+    and the dates the plan was delivered on, from its treatment records.
 
 Pairing rules (DICOM-RT): an RTDOSE names its plan (ReferencedRTPlanSequence), an RTPLAN names
-its structure set (ReferencedStructureSetSequence). Nothing is paired by guesswork: several
+its structure set (ReferencedStructureSetSequence), a treatment record (RTRECORD: RT Beams, Ion
+Beams or Brachy Treatment Record, RT Treatment Summary Record) names the plan it delivered
+(ReferencedRTPlanSequence). Nothing is paired by guesswork: several
 plans, several whole-plan doses or a missing beam dose are errors that name the files and say
 how to choose. Decisions that change doses are recorded in ``PlanData.warnings``.
 """
@@ -32,6 +35,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from rtcheck.dose import dose_grid_from_dataset, multiply_fractions, sum_doses
 from rtcheck.errors import InputError
@@ -64,8 +68,30 @@ SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.481.3": "RTSTRUCT",
     "1.2.840.10008.5.1.4.1.1.481.5": "RTPLAN",
     "1.2.840.10008.5.1.4.1.1.481.8": "RTPLAN",  # RT Ion Plan
+    "1.2.840.10008.5.1.4.1.1.481.4": "RTRECORD",  # RT Beams Treatment Record
+    "1.2.840.10008.5.1.4.1.1.481.6": "RTRECORD",  # RT Brachy Treatment Record
+    "1.2.840.10008.5.1.4.1.1.481.7": "RTRECORD",  # RT Treatment Summary Record
+    "1.2.840.10008.5.1.4.1.1.481.9": "RTRECORD",  # RT Ion Beams Treatment Record
 }
-RT_MODALITIES = ("RTPLAN", "RTDOSE", "RTSTRUCT")
+RT_MODALITIES = ("RTPLAN", "RTDOSE", "RTSTRUCT", "RTRECORD")
+
+#: Where a treatment record states delivery dates: (sequence path, keyword). The record's own
+#: TreatmentDate (RT General Treatment Record, Type 2: may be empty) is the session's date;
+#: TreatmentControlPointDate (Type 1) dates each delivered control point of each beam; some
+#: systems put a TreatmentDate in the beam items; an RT Treatment Summary Record gives the
+#: first and most recent treatment dates and a TreatmentDate per fraction.
+_RECORD_DATES: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((), "TreatmentDate"),
+    (("TreatmentSessionBeamSequence",), "TreatmentDate"),
+    (("TreatmentSessionBeamSequence", "ControlPointDeliverySequence"),
+     "TreatmentControlPointDate"),
+    (("TreatmentSessionIonBeamSequence",), "TreatmentDate"),
+    (("TreatmentSessionIonBeamSequence", "IonControlPointDeliverySequence"),
+     "TreatmentControlPointDate"),
+    ((), "FirstTreatmentDate"),
+    ((), "MostRecentTreatmentDate"),
+    (("FractionGroupSummarySequence", "FractionStatusSummarySequence"), "TreatmentDate"),
+)
 
 #: Contours whose points' z differ by more than this (mm) are not on one axial plane.
 PLANAR_TOLERANCE_MM = 0.01
@@ -551,13 +577,13 @@ class FileHeader:
     ----------
     path : str
     modality : str
-        ``RTPLAN``, ``RTDOSE``, ``RTSTRUCT`` (from the SOP class when known), else the
-        Modality attribute (``CT``, ``MR``...), or ``""``.
+        ``RTPLAN``, ``RTDOSE``, ``RTSTRUCT``, ``RTRECORD`` (from the SOP class when known),
+        else the Modality attribute (``CT``, ``MR``...), or ``""``.
     sop_instance_uid, sop_class_uid, frame_of_reference_uid, patient_id : str or None
     label : str or None
         RTPlanLabel or StructureSetLabel.
     referenced_plan_uid : str or None
-        RTDOSE: the plan it belongs to.
+        RTDOSE: the plan it belongs to. RTRECORD: the plan it records the delivery of.
     referenced_structure_set_uid : str or None
         RTPLAN: its structure set.
     summation : str or None
@@ -571,6 +597,9 @@ class FileHeader:
         BeamDose not zero: setup beams excluded).
     error : str or None
         Why the file could not be read (it is then otherwise empty).
+    treatment_dates : tuple of str
+        RTRECORD: every non-empty date value it holds (see ``_RECORD_DATES``), as stored;
+        :func:`load_plan` parses them and warns about those that are not dates.
     """
 
     path: str
@@ -587,6 +616,7 @@ class FileHeader:
     fraction_group: int | None = None
     treatment_beams: tuple[tuple[int, tuple[int, ...]], ...] = ()
     error: str | None = None
+    treatment_dates: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line naming the object for error messages and listings."""
@@ -628,6 +658,34 @@ def _treatment_beams(ds: Dataset) -> tuple[tuple[int, tuple[int, ...]], ...]:
     return tuple(out)
 
 
+def _items(ds: Dataset, path: tuple[str, ...]) -> Iterator[Dataset]:
+    """The items at the end of a path of nested sequences (the dataset itself for ())."""
+    if not path:
+        yield ds
+        return
+    for item in ds.get(path[0]) or []:
+        yield from _items(item, path[1:])
+
+
+def _record_dates(ds: Dataset) -> tuple[str, ...]:
+    """Every non-empty date value of a treatment record, as stored (unique, in file order).
+
+    A value pydicom cannot even decode is kept as ``"?"`` so that it is reported, not lost.
+    """
+    out: list[str] = []
+    for path, keyword in _RECORD_DATES:
+        try:
+            values = [item.get(keyword) for item in _items(ds, path)]
+        except Exception:  # a malformed sequence or value: reported as unreadable
+            values = ["?"]
+        for value in values:
+            if isinstance(value, (list, tuple, MultiValue)):
+                out.extend(str(v) for v in value)
+            elif value is not None:
+                out.append(str(value))
+    return tuple(dict.fromkeys(v.strip() for v in out if v and v.strip()))
+
+
 def _header(ds: Dataset, path: str) -> FileHeader:
     modality = _modality(ds)
     fields: dict = {}
@@ -641,6 +699,10 @@ def _header(ds: Dataset, path: str) -> FileHeader:
                           ds, "ReferencedStructureSetSequence", "ReferencedSOPInstanceUID")))
     elif modality == "RTSTRUCT":
         fields = dict(label=_text(ds.get("StructureSetLabel")))
+    elif modality == "RTRECORD":
+        fields = dict(referenced_plan_uid=_text(_first(
+                          ds, "ReferencedRTPlanSequence", "ReferencedSOPInstanceUID")),
+                      treatment_dates=_record_dates(ds))
     frame = (_structure_set_frame(ds, []) if modality == "RTSTRUCT"
              else _text(ds.get("FrameOfReferenceUID")))
     return FileHeader(
@@ -652,6 +714,8 @@ def _header(ds: Dataset, path: str) -> FileHeader:
 def _scan_file(path: str, named: bool) -> FileHeader | None:
     try:
         ds = _read(path, header_only=True, named=named)
+        if ds is not None and _modality(ds) == "RTRECORD":  # no pixel data: all was read
+            _check_complete(ds, path, os.path.getsize(path), whole_file=True)
         return None if ds is None else _header(ds, path)
     except InputError as exc:
         if named:
@@ -713,7 +777,9 @@ class PlanGroup:
 
     ``plan`` is None for doses or structure sets whose plan is not there. ``missing`` names
     what a complete plan would have but this group lacks (a plan without a dose is reported,
-    never dropped); ``notes`` records duplicates and other findings.
+    never dropped); ``notes`` records duplicates and other findings. ``records`` are the
+    treatment records (RTRECORD) that name this plan (or, without a plan, the plan the doses
+    name); a plan without records is not incomplete.
     """
 
     plan: FileHeader | None
@@ -721,6 +787,7 @@ class PlanGroup:
     structure_set: FileHeader | None = None
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    records: list[FileHeader] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.plan is not None:
@@ -729,7 +796,7 @@ class PlanGroup:
         return f"no plan: {first.describe() if first else 'empty'}"
 
     def files(self) -> list[FileHeader]:
-        out = [self.plan, *self.doses, self.structure_set]
+        out = [self.plan, *self.doses, self.structure_set, *self.records]
         return [h for h in out if h is not None]
 
 
@@ -748,15 +815,19 @@ def _deduplicate(records: Iterable[FileHeader]) -> tuple[list[FileHeader], dict[
     return list(kept.values()), duplicates
 
 
-def _orphan_groups(doses: list[FileHeader], structures: list[FileHeader]) -> list[PlanGroup]:
-    """Groups without a plan: doses by the plan UID they name, structure sets by frame."""
+def _orphan_groups(doses: list[FileHeader], structures: list[FileHeader],
+                   records_of: dict[str | None, list[FileHeader]]) -> list[PlanGroup]:
+    """Groups without a plan: doses by the plan UID they name (with the treatment records
+    that name the same plan), structure sets by frame."""
     by_plan: dict[str, PlanGroup] = {}
     for d in doses:
         key = d.referenced_plan_uid or f"dose:{d.sop_instance_uid}"
         if key not in by_plan:
             reason = (f"plan: RTPLAN {d.referenced_plan_uid} (referenced by the dose) not found"
                       if d.referenced_plan_uid else "plan: the dose references no RTPLAN")
-            by_plan[key] = PlanGroup(plan=None, missing=[reason])
+            by_plan[key] = PlanGroup(plan=None, missing=[reason],
+                                     records=list(records_of.get(d.referenced_plan_uid, []))
+                                     if d.referenced_plan_uid else [])
         by_plan[key].doses.append(d)
     groups = list(by_plan.values())
     for s in structures:
@@ -780,10 +851,12 @@ def _orphan_groups(doses: list[FileHeader], structures: list[FileHeader]) -> lis
 def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
     """Group scanned headers per plan: each plan with its dose file(s) and structure set.
 
-    Pairing is by UID reference only (dose -> plan, plan -> structure set); duplicates (same
-    SOPInstanceUID in several files) are kept once and noted. Doses whose plan is absent
-    form groups with ``plan=None``; a structure set no plan references joins such a group
-    when exactly one has its frame of reference, else it forms its own group.
+    Pairing is by UID reference only (dose -> plan, treatment record -> plan, plan ->
+    structure set); duplicates (same SOPInstanceUID in several files) are kept once and noted.
+    Doses whose plan is absent form groups with ``plan=None`` (with the records naming the
+    same plan); a structure set no plan references joins such a group when exactly one has
+    its frame of reference, else it forms its own group. Records whose plan is absent and
+    that no dose joins belong to no group (:func:`load_plan` notes them).
 
     Returns
     -------
@@ -798,9 +871,14 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
     doses_of: dict[str | None, list[FileHeader]] = {}  # by referenced plan: linear, not n^2
     for d in doses:
         doses_of.setdefault(d.referenced_plan_uid, []).append(d)
+    records_of: dict[str | None, list[FileHeader]] = {}
+    for r in unique:
+        if r.modality == "RTRECORD":
+            records_of.setdefault(r.referenced_plan_uid, []).append(r)
     groups = []
     for p in plans:
-        g = PlanGroup(plan=p, doses=list(doses_of.get(p.sop_instance_uid, [])))
+        g = PlanGroup(plan=p, doses=list(doses_of.get(p.sop_instance_uid, [])),
+                      records=list(records_of.get(p.sop_instance_uid, [])))
         if not g.doses:
             g.missing.append("dose: no RTDOSE references this plan")
         ref = p.referenced_structure_set_uid
@@ -811,7 +889,8 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
         groups.append(g)
     referenced = {p.referenced_structure_set_uid for p in plans}
     groups += _orphan_groups([d for d in doses if d.referenced_plan_uid not in plan_uids],
-                             [s for uid, s in structs.items() if uid not in referenced])
+                             [s for uid, s in structs.items() if uid not in referenced],
+                             records_of)
     for g in groups:
         for h in g.files():
             for path in duplicates.get(h.sop_instance_uid or h.path, []):
@@ -1073,7 +1152,12 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     PlanData
         ``warnings`` gathers every note: how the dose was built (beams summed, fractions
         multiplied), the plan's prescription notes, the structure set's warnings, missing
-        parts, skipped unreadable files.
+        parts, skipped unreadable files, treatment records not counted.
+        ``treatment_dates`` and ``treatment_records``: the delivery dates found in the
+        treatment records (RTRECORD) that reference the selected plan, and their files. A
+        record whose date is not readable, or that states none, is a warning naming it; a
+        record of a plan that is not among the files found is not counted, with a warning; a
+        record of another plan found is that plan's (not counted, no warning).
 
     Raises
     ------
@@ -1094,6 +1178,13 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
       missing beam is an error); grids that differ are resampled onto the first grid by
       trilinear interpolation and must cover it. BEAM_SESSION sums are then multiplied by
       the fractions. A single BEAM dose without a plan is kept as stored, with a warning.
+
+    Treatment dates: a plan's RTPlanDate is when it was made; when it was delivered is in
+    its treatment records (one per session, as treatment systems export them). Every date a
+    record states is collected: its TreatmentDate, the TreatmentControlPointDate of each
+    delivered control point (and a TreatmentDate in beam items, which some systems write),
+    the dates of an RT Treatment Summary Record. Records are only found in
+    ``path_or_paths`` (folders or files).
     """
     where = None if path_or_paths is None else ", ".join(map(str, _as_list(path_or_paths)))
     notes: list[str] = []
@@ -1144,8 +1235,55 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
         notes += ss.warnings
         if dose_grid is not None:
             _check_targets_in_grid(dose_grid, ss, notes)
+    own = group.records if group else []
+    dates = _treatment_dates(own, plan_obj, notes)
+    _other_records(records, groups, notes)
     return PlanData(plan=plan_obj, dose=dose_grid, structure_set=ss,
-                    warnings=list(dict.fromkeys(notes)))
+                    warnings=list(dict.fromkeys(notes)), treatment_dates=dates,
+                    treatment_records=[r.path for r in own])
+
+
+def _treatment_dates(own: list[FileHeader], plan: Plan | None,
+                     notes: list[str]) -> list[_dt.date]:
+    """The sorted, unique delivery dates of the plan's records; what cannot be read is noted."""
+    dates: set[_dt.date] = set()
+    for r in own:
+        found = []
+        for raw in r.treatment_dates:
+            day = _date(raw)
+            if day is None:
+                notes.append(f"{r.path}: treatment date {raw!r} is not a readable date "
+                             "(YYYYMMDD): ignored, so this record's delivery dates may be "
+                             "incomplete")
+            else:
+                found.append(day)
+        if not found and not any(_date(raw) is None for raw in r.treatment_dates):
+            notes.append(f"{r.path}: treatment record states no treatment date: the delivery "
+                         "it records is not dated")
+        dates.update(found)
+        if plan is not None and plan.patient_id and r.patient_id not in (None, plan.patient_id):
+            notes.append(f"{r.path}: treatment record of patient {r.patient_id!r} references "
+                         f"the plan of patient {plan.patient_id!r}; its dates are counted")
+    return sorted(dates)
+
+
+def _other_records(records: list[FileHeader], groups: list[PlanGroup],
+                   notes: list[str]) -> None:
+    """Note the treatment records whose plan is not among the files found: their deliveries
+    count for no plan (a record of a replaced plan may hold a course's last fraction).
+
+    Records of another plan that was found belong to that plan and are not mentioned.
+    """
+    known = ({g.plan.sop_instance_uid for g in groups if g.plan is not None}
+             | {d.referenced_plan_uid for g in groups if g.plan is None for d in g.doses})
+    for r in records:
+        if r.modality != "RTRECORD" or r.error or (
+                r.referenced_plan_uid and r.referenced_plan_uid in known):
+            continue
+        what = (f"references plan {r.referenced_plan_uid}, which is not among the files found"
+                if r.referenced_plan_uid else
+                "references no RTPLAN (it names none, or the file is cut short)")
+        notes.append(f"{r.path}: treatment record {what}: its dates are not counted")
 
 
 def _unreadable_may_be_missing(records: list[FileHeader], missing: list[str],

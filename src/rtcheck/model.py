@@ -207,13 +207,30 @@ class PlanData:
 
     Any part may be None: a structure set and a dose without a plan is valid (doses are then
     as stored and the number of fractions is unknown).
+
+    ``treatment_dates`` are the days the plan was delivered on, as its treatment records
+    (RTRECORD files referencing the plan) state them: sorted, each once. Empty when no record
+    was found, which says nothing about whether the plan was delivered. ``treatment_records``
+    are those records' paths.
     """
 
     plan: Plan | None
     dose: DoseGrid | None
     structure_set: StructureSet | None
     warnings: list[str] = field(default_factory=list)
+    treatment_dates: list[_dt.date] = field(default_factory=list)
+    treatment_records: list[str] = field(default_factory=list)
 
     @property
     def fractions(self) -> int | None:
         return None if self.plan is None else self.plan.fractions
+
+    @property
+    def last_treatment_date(self) -> _dt.date | None:
+        """The last day the plan was delivered on, from its treatment records; None without them.
+
+        This, not ``plan.date`` (RTPlanDate: when the plan was made), is where the interval
+        to a later course starts: a course's last fraction comes days or weeks after its plan
+        date, so measuring from the plan date overstates the interval.
+        """
+        return max(self.treatment_dates) if self.treatment_dates else None

@@ -1,4 +1,5 @@
-"""Synthetic DICOM-RT objects (RTPLAN, RTDOSE, RTSTRUCT) for tests, bad-input tests and benchmarks.
+"""Synthetic DICOM-RT objects (RTPLAN, RTDOSE, RTSTRUCT, RT Beams Treatment Records) for tests,
+bad-input tests and benchmarks.
 
 Every builder returns a :class:`pydicom.dataset.FileDataset` with a complete file meta
 (Explicit VR Little Endian) that :func:`write` saves as a standard DICOM Part 10 file. Nothing
@@ -38,6 +39,7 @@ UID the caller does not give.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+RT_BEAMS_TREATMENT_RECORD_STORAGE = "1.2.840.10008.5.1.4.1.1.481.4"
 
 #: ImageOrientationPatient of the four axial patient positions.
 ORIENTATIONS: dict[str, tuple[float, ...]] = {
@@ -693,6 +696,136 @@ def plan_dataset(
 
 
 # --------------------------------------------------------------------------------------
+# RT Beams Treatment Record
+# --------------------------------------------------------------------------------------
+
+def dicom_date(date: str | _dt.date) -> str:
+    """``date`` (a date, ``YYYYMMDD`` or ``YYYY-MM-DD``) as a DICOM DA string; ValueError if
+    it is not a calendar date."""
+    if isinstance(date, _dt.date):
+        return date.strftime("%Y%m%d")
+    text = str(date).strip().replace("-", "")
+    _dt.datetime.strptime(text, "%Y%m%d")
+    return text
+
+
+def weekdays(start: str | _dt.date, n: int) -> tuple[str, ...]:
+    """The first ``n`` weekdays (Monday to Friday) from ``start`` on, ``start`` included when
+    it is one, as ``YYYYMMDD``: the dates of a course of daily fractions."""
+    day = _dt.datetime.strptime(dicom_date(start), "%Y%m%d").date()
+    out: list[str] = []
+    while len(out) < n:
+        if day.weekday() < 5:
+            out.append(day.strftime("%Y%m%d"))
+        day += _dt.timedelta(days=1)
+    return tuple(out)
+
+
+def _session_beam_item(beam: Dataset, meterset: float, fraction: int, date: str,
+                       time: str) -> Dataset:
+    """One TreatmentSessionBeamSequence item: the beam delivered in full, its two control
+    points dated (TreatmentControlPointDate is Type 1)."""
+    cp = (beam.get("ControlPointSequence") or [Dataset()])[0]
+    first = _item(ReferencedControlPointIndex=0, TreatmentControlPointDate=date,
+                  TreatmentControlPointTime=time, SpecifiedMeterset="0", DeliveredMeterset="0",
+                  DoseRateSet="600", DoseRateDelivered="600", NominalBeamEnergyUnit="MV",
+                  NominalBeamEnergy=cp.get("NominalBeamEnergy", "6"),
+                  GantryAngle=cp.get("GantryAngle", "0"), GantryRotationDirection="NONE",
+                  BeamLimitingDeviceAngle=cp.get("BeamLimitingDeviceAngle", "0"),
+                  BeamLimitingDeviceRotationDirection="NONE",
+                  PatientSupportAngle=cp.get("PatientSupportAngle", "0"),
+                  PatientSupportRotationDirection="NONE", TableTopEccentricAngle="0",
+                  TableTopEccentricRotationDirection="NONE")
+    last = _item(ReferencedControlPointIndex=1, TreatmentControlPointDate=date,
+                 TreatmentControlPointTime=time, SpecifiedMeterset=_ds_str(meterset, 3),
+                 DeliveredMeterset=_ds_str(meterset, 3), DoseRateSet="600",
+                 DoseRateDelivered="600")
+    jaws = [_item(RTBeamLimitingDeviceType=kind, NumberOfLeafJawPairs=1)
+            for kind in ("ASYMX", "ASYMY")]
+    return _item(ReferencedBeamNumber=int(beam.BeamNumber),
+                 BeamName=str(beam.get("BeamName", "") or ""),
+                 BeamType=str(beam.get("BeamType", "STATIC") or "STATIC"),
+                 RadiationType=str(beam.get("RadiationType", "PHOTON") or "PHOTON"),
+                 TreatmentDeliveryType="TREATMENT", NumberOfWedges=0, NumberOfCompensators=0,
+                 NumberOfBoli=0, NumberOfBlocks=0,
+                 BeamLimitingDeviceLeafPairsSequence=DicomSequence(jaws),
+                 CurrentFractionNumber=int(fraction), TreatmentTerminationStatus="NORMAL",
+                 TreatmentVerificationStatus="",
+                 SpecifiedPrimaryMeterset=_ds_str(meterset, 3),
+                 DeliveredPrimaryMeterset=_ds_str(meterset, 3), NumberOfControlPoints=2,
+                 ControlPointDeliverySequence=DicomSequence([first, last]))
+
+
+def treatment_record_dataset(
+        plan: Dataset, fraction: int, date: str | _dt.date, *, time: str = "090000",
+        record_date: bool = True, fraction_group: int = 1, sop_uid: str | None = None,
+        series_uid: str | None = None, instance_number: int | None = None) -> FileDataset:
+    """An RT Beams Treatment Record of one session: fraction ``fraction`` of ``plan``.
+
+    Every treatment beam of the plan's fraction group ``fraction_group`` is recorded as
+    delivered in full (DeliveredMeterset = the plan's BeamMeterset) on ``date`` at ``time``.
+    The record references the plan (ReferencedRTPlanSequence) and shares its patient and
+    study; like any treatment record (the IOD has no Frame of Reference module) it states
+    no frame of reference: it reaches the plan's through the reference.
+
+    Parameters
+    ----------
+    plan : pydicom.Dataset
+        The RTPLAN delivered (from :func:`plan_dataset` or read from a file).
+    fraction : int
+        CurrentFractionNumber of every beam (1 for the first fraction).
+    date : str or datetime.date
+        The session's date: the record's TreatmentDate and every TreatmentControlPointDate.
+    record_date : bool
+        False writes TreatmentDate and TreatmentTime empty (both Type 2, as some systems
+        export them): the date is then only in the TreatmentSessionBeamSequence items.
+    sop_uid, series_uid : str, optional
+        Random when not given; give them (see :func:`make_uid`) for reproducible files.
+    instance_number : int, optional
+        InstanceNumber (default ``fraction``).
+    """
+    day = dicom_date(date)
+    groups = {int(g.FractionGroupNumber): g for g in plan.get("FractionGroupSequence") or []}
+    if fraction_group not in groups:
+        raise ValueError(f"the plan has no fraction group {fraction_group}")
+    group = groups[fraction_group]
+    planned = group.get("NumberOfFractionsPlanned")
+    if fraction < 1 or (planned and fraction > int(planned)):
+        raise ValueError(f"fraction {fraction} is outside the {planned} fractions planned")
+    beams = {int(b.BeamNumber): b for b in plan.get("BeamSequence") or []}
+    session = []
+    for ref in group.get("ReferencedBeamSequence") or []:
+        beam = beams.get(int(ref.ReferencedBeamNumber))
+        if beam is None or str(beam.get("TreatmentDeliveryType", "TREATMENT")) != "TREATMENT":
+            continue
+        session.append(_session_beam_item(beam, float(ref.get("BeamMeterset") or 0.0),
+                                          fraction, day, time))
+    if not session:
+        raise ValueError(f"fraction group {fraction_group} of the plan has no treatment beam")
+    ds = _base_dataset(RT_BEAMS_TREATMENT_RECORD_STORAGE, "RTRECORD", sop_uid=sop_uid,
+                       patient_id=str(plan.PatientID), patient_name=str(plan.PatientName),
+                       study_uid=plan.StudyInstanceUID, series_uid=series_uid,
+                       date=str(plan.get("StudyDate", day) or day), series_number=5)
+    ds.InstanceCreationDate = day
+    ds.OperatorsName = ""
+    ds.InstanceNumber = int(instance_number if instance_number is not None else fraction)
+    ds.TreatmentDate = day if record_date else ""
+    ds.TreatmentTime = time if record_date else ""
+    ds.ReferencedRTPlanSequence = DicomSequence([_item(
+        ReferencedSOPClassUID=plan.SOPClassUID, ReferencedSOPInstanceUID=plan.SOPInstanceUID)])
+    machine = str((plan.get("BeamSequence") or [Dataset()])[0].get("TreatmentMachineName", "")
+                  or "SYNTH_LINAC")
+    ds.TreatmentMachineSequence = DicomSequence([_item(
+        TreatmentMachineName=machine, Manufacturer="rtcheck synthetic", InstitutionName="",
+        ManufacturerModelName="", DeviceSerialNumber="")])
+    ds.ReferencedFractionGroupNumber = fraction_group
+    ds.NumberOfFractionsPlanned = int(planned) if planned else ""
+    ds.PrimaryDosimeterUnit = "MU"
+    ds.TreatmentSessionBeamSequence = DicomSequence(session)
+    return ds
+
+
+# --------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------
 
@@ -966,19 +1099,35 @@ class SpineCase:
                     study_uid=self.study_uid, series_uid=self.uid(f"series-{role}"),
                     date=self.date)
 
+    def rtplan(self) -> FileDataset:
+        """The plan ("RP" of :meth:`datasets`), referencing the structure set by its UID."""
+        return plan_dataset(self.label, self.fractions, self.prescription_gy,
+                            beams=self.beams(), intent=self.intent,
+                            structure_set_uid=self.uid("RS"), frame_uid=self.frame_uid,
+                            target_roi_number=2, isocenter=self.anatomy.centre,
+                            patient_position=(self.orientation if isinstance(self.orientation,
+                                                                             str) else "HFS"),
+                            plan_uid=self.uid("RP"), **self._common("RP"))
+
+    def treatment_records(self, dates: Sequence[str | _dt.date], time: str = "090000"
+                          ) -> dict[str, FileDataset]:
+        """One RT Beams Treatment Record per fraction delivered, fraction k on ``dates[k-1]``:
+        keys "RT.F01", "RT.F02"... (UIDs derived from the seed)."""
+        if len(dates) > self.fractions:
+            raise ValueError(f"{len(dates)} dates for {self.fractions} fractions")
+        rp = self.rtplan()
+        return {f"RT.F{k:02d}": treatment_record_dataset(
+                    rp, k, day, time=time, sop_uid=self.uid(f"RT{k}"),
+                    series_uid=self.uid("series-RT"))
+                for k, day in enumerate(dates, start=1)}
+
     def datasets(self) -> dict[str, FileDataset]:
         """The plan ("RP"), structure set ("RS") and dose: "RD" for a PLAN or FRACTION
         dose, "RD.B1", "RD.B2"... (one per beam) for BEAM doses."""
         rs = structure_set_dataset(self.rois(), label=self.label[:16],
                                    frame_uid=self.frame_uid, sop_uid=self.uid("RS"),
                                    decimals=2, **self._common("RS"))
-        rp = plan_dataset(self.label, self.fractions, self.prescription_gy,
-                          beams=self.beams(), intent=self.intent,
-                          structure_set_uid=rs.SOPInstanceUID, frame_uid=self.frame_uid,
-                          target_roi_number=2, isocenter=self.anatomy.centre,
-                          patient_position=(self.orientation if isinstance(self.orientation, str)
-                                            else "HFS"),
-                          plan_uid=self.uid("RP"), **self._common("RP"))
+        rp = self.rtplan()
         lo, hi = self.grid_bounds()
         x, y, z = grid_axes(lo, hi, (self.dose_step,) * 3)
         values = sample_function(self.dose, x, y, z)
@@ -1149,12 +1298,21 @@ SAMPLE_PATIENT_NAME = "Sample^Spine"
 
 @dataclass
 class Sample:
-    """One plan of the sample set: where it goes and what it is."""
+    """One plan of the sample set: where it goes and what it is.
+
+    ``treatment_dates``: the days its fractions were delivered (YYYYMMDD), one RT Beams
+    Treatment Record each ("RT.F01.dcm"...); empty for a plan with no records.
+    """
 
     folder: str
     tag: str | None
     case: SpineCase
     description: str
+    treatment_dates: tuple[str, ...] = ()
+
+    def datasets(self) -> dict[str, FileDataset]:
+        """The plan's objects (:meth:`SpineCase.datasets`) and its treatment records."""
+        return {**self.case.datasets(), **self.case.treatment_records(self.treatment_dates)}
 
 
 def sample_set() -> list[Sample]:
@@ -1183,7 +1341,8 @@ def sample_set() -> list[Sample]:
         Sample("reirradiation/course1-30Gy10", None,
                case("conventional", "reirradiation/course1", 4, date="20250301",
                     frame_uid=reirr_frame, label="C1_30GY10"),
-               "Re-irradiation, first course: 30 Gy/10 AP/PA on the same vertebra."),
+               "Re-irradiation, first course: 30 Gy/10 AP/PA on the same vertebra.",
+               treatment_dates=weekdays("20250303", 10)),
         Sample("reirradiation/course2-sbrt-27Gy3", None,
                case("sbrt", "reirradiation/course2", 4, date="20260301",
                     frame_uid=reirr_frame, cord_dmax_gy=15.0, intent="PALLIATIVE",
@@ -1206,5 +1365,5 @@ def make_sample_plans(out_dir: str | os.PathLike) -> list[Sample]:
     """Write the sample set under ``out_dir`` (deterministic: identical bytes every time)."""
     samples = sample_set()
     for s in samples:
-        write_plan(Path(out_dir) / s.folder, s.case.datasets(), s.tag)
+        write_plan(Path(out_dir) / s.folder, s.datasets(), s.tag)
     return samples
