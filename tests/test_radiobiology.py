@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 import rtcheck
 from rtcheck.radiobiology import (
-    MONTH_DAYS,
     Course,
     RecoveryModel,
     Scheme,
@@ -24,6 +23,7 @@ from rtcheck.radiobiology import (
     alpha_beta_sensitivity,
     bed,
     completed_months,
+    months_between,
     convert,
     eqd2,
     eqd2_dvh,
@@ -202,7 +202,7 @@ def test_issue_course_example():
     assert first.share == pytest.approx(39.525 / 57.525)
     assert second.share == pytest.approx(18.0 / 57.525)
     assert first.interval_days is None and second.interval_days == 365
-    assert second.interval_months == pytest.approx(365 / 30.4375)
+    assert second.interval_months == pytest.approx(12.0)  # 2025-03-01 to 2026-03-01: calendar months
     assert acc.intervals_days == [365]
     assert acc.recovery is None and acc.total_discounted_eqd2 is None
     assert first.discount is None and first.discounted_eqd2 is None
@@ -280,7 +280,15 @@ def test_completed_months():
     assert completed_months(d(2025, 8, 31), d(2026, 2, 28)) == 6
     assert completed_months(d(2025, 8, 31), d(2026, 2, 27)) == 5
     assert completed_months(d(2025, 1, 31), d(2025, 1, 31)) == 0
-    assert MONTH_DAYS == 365.25 / 12 == 30.4375
+
+
+def test_months_between_is_calendar_months():
+    d = dt.date
+    assert months_between(d(2025, 3, 1), d(2025, 8, 1)) == 5.0  # exactly five months
+    assert months_between(d(2025, 3, 1), d(2025, 7, 31)) == pytest.approx(4 + 30 / 31)
+    assert months_between(d(2025, 3, 1), d(2026, 3, 1)) == 12.0
+    assert months_between(d(2025, 8, 31), d(2026, 1, 31)) == 5.0
+    assert months_between(d(2025, 8, 1), d(2025, 3, 1)) == -5.0
 
 
 # -- text: schemes, doses, courses -----------------------------------------------------------

@@ -155,8 +155,8 @@ def _courses_report(course_texts: tuple[str, ...], abs_: list[float], model: str
     if len(abs_) > 1:
         lines += ["", "alpha/beta sensitivity:", *map(_sensitivity_line, sens)]
     lines += ["", "Dose = the course's physical dose at the point (e.g. cord Dmax), not the "
-              "prescription.", "Interval months = days / 30.4375; a recovery model counts whole "
-              "calendar months to the last course."]
+              "prescription.", "Interval months = calendar months (whole months plus the share of the next); a "
+              "recovery model counts whole calendar months to the last course."]
     return doc, lines
 
 

@@ -57,8 +57,6 @@ DoseLike = Union[float, int, np.ndarray, Sequence[float]]
 MODELS = ("LQ", "LQ-L")
 #: Quantities a dose can be converted to.
 QUANTITIES = ("BED", "EQD2")
-#: Days in a month of reported intervals: 365.25 / 12 (the average month of a Julian year).
-MONTH_DAYS = 30.4375
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -612,6 +610,27 @@ def _add_months(start: _dt.date, months: int) -> _dt.date:
     return _dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
+def add_months(start: _dt.date, months: int) -> _dt.date:
+    """``start`` moved by whole calendar months, clamped to the end of a shorter month
+    (2025-08-31 + 6 months = 2026-02-28)."""
+    return _add_months(start, months)
+
+
+def months_between(start: _dt.date, end: _dt.date) -> float:
+    """Calendar months from ``start`` to ``end``: the whole months completed, plus the share of
+    the next month elapsed (days / that month's length).
+
+    This is rtcheck's one definition of a month between courses: the re-irradiation interval
+    rules and :func:`accumulate_courses` both use it. It agrees with a calendar: 2025-03-01 to
+    2025-08-01 is exactly 5.0 months, to 2025-07-31 is 4.97.
+    """
+    whole = completed_months(start, end)
+    if whole < 0:
+        return -months_between(end, start)
+    lo, hi = _add_months(start, whole), _add_months(start, whole + 1)
+    return whole + (end - lo).days / (hi - lo).days
+
+
 def completed_months(start: _dt.date, end: _dt.date) -> int:
     """Whole calendar months from ``start`` to ``end`` (negative if ``end`` is earlier).
 
@@ -689,7 +708,8 @@ class CourseEQD2:
     interval_days : int or None
         Days since the previous course (None for the first, or without both dates).
     interval_months : float or None
-        ``interval_days / 30.4375`` (:data:`MONTH_DAYS`, 365.25 / 12).
+        Calendar months (:func:`months_between`), the same definition as the checker's
+        re-irradiation interval.
     months_before_last : int or None
         Whole calendar months from this course to the last course (what a recovery model uses).
     discount : float or None
@@ -809,7 +829,8 @@ def accumulate_courses(courses: Iterable[Course], alpha_beta: float, model: str 
             discount = 0.0 if i == len(courses) - 1 else recovery.discount(months)
         parts.append(CourseEQD2(
             c, value, value / total if total > 0 else math.nan, days,
-            None if days is None else days / MONTH_DAYS, months, discount,
+            None if days is None else months_between(prev, c.date),  # type: ignore[arg-type]
+            months, discount,
             None if discount is None else value * (1.0 - discount)))
     discounted = (None if recovery is None
                   else math.fsum(p.discounted_eqd2 for p in parts))
