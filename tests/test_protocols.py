@@ -20,6 +20,7 @@ from rtcheck.errors import InputError
 from rtcheck.protocols import (
     Limit,
     ProtocolError,
+    Scheme,
     load_protocol,
     parse_vertebral_level,
     shipped_protocols,
@@ -57,7 +58,8 @@ def test_every_shipped_rule_is_sourced_and_states_its_radiobiology(pid):
         assert rule.description.strip(), rule.id
         assert rule.severity in ("FAIL", "WARN"), rule.id
         converts = (rule.kind == "reirradiation" and rule.quantity != "interval_months") or \
-            (rule.kind == "fractionation" and rule.biological_equivalent)
+            (rule.kind == "fractionation" and rule.biological_equivalent) or \
+            (rule.kind == "dose_limit" and rule.convert is not None)
         if converts:
             assert rule.alpha_beta is not None and rule.alpha_beta > 0 and rule.model == "LQ", rule.id
         else:
@@ -71,13 +73,20 @@ def test_referential_source_and_licence(bone):
     assert "CC BY-NC-ND 4.0" in bone.licence
 
 
+def _pairs(entries):
+    """(dose, fractions) of a scheme, (dose_min, dose_max, fractions_min, fractions_max) of a range."""
+    return [(s.dose, s.fractions) if isinstance(s, Scheme)
+            else (s.dose_min, s.dose_max, s.fractions_min, s.fractions_max) for s in entries]
+
+
 def test_tableau5_schemes(bone):
-    # (recommended, other, exceptional) as (dose Gy, fractions), from Tableau 5.
+    # (recommended, other, exceptional) as (dose Gy, fractions), from Tableau 5; exceptional also
+    # from section 2.1 and Tableau 7 for cord compression (8 Gy/1 and the 8-10 Gy/1 range).
     expected = {
         "pain": ([(30, 10), (20, 5), (8, 1)], [(6, 1)], []),
         "pain-fracture-risk": ([(30, 10)], [(20, 5)], [(8, 1)]),
         "post-operative": ([(20, 5), (30, 10)], [(8, 1)], []),
-        "cord-compression": ([(30, 10)], [(20, 5)], [(8, 1)]),  # 8 Gy/1: section 2.1
+        "cord-compression": ([(30, 10)], [(20, 5)], [(8, 1), (8, 10, 1, 1)]),
         "reirradiation": ([(35, 5), (27, 3)], [(20, 5)], [(8, 1)]),
         "oligometastatic": ([(35, 7), (27, 3)], [], []),
     }
@@ -86,15 +95,17 @@ def test_tableau5_schemes(bone):
     for ind, (rec, oth, exc) in expected.items():
         r = rules[ind]
         assert r.id == f"fractionation.{ind}"
-        assert [(s.dose, s.fractions) for s in r.recommended] == rec, ind
-        assert [(s.dose, s.fractions) for s in r.other] == oth, ind
-        assert [(s.dose, s.fractions) for s in r.exceptional] == exc, ind
+        assert _pairs(r.recommended) == rec, ind
+        assert _pairs(r.other) == oth, ind
+        assert _pairs(r.exceptional) == exc, ind
         assert r.unit == "Gy" and r.severity == "FAIL"
+        assert r.schemes_source == "Tableau 5"
 
 
-def test_cord_compression_8gy_cites_section_2_1(bone):
-    scheme = bone.rule("fractionation.cord-compression").exceptional[0]
-    assert scheme.source == "Référentiel 2026, section 2.1"
+def test_cord_compression_exceptional_cites_section_2_1_and_tableau_7(bone):
+    first, second = bone.rule("fractionation.cord-compression").exceptional
+    assert first.source == "section 2.1" and "mauvais pronostic" in first.quote
+    assert second.source == "Tableau 7" and "exceptionnellement 8-10Gy" in second.quote
 
 
 def test_biological_equivalent_only_where_the_table_says_so(bone):
@@ -150,7 +161,12 @@ def test_sbrt_ranges_section_2_2_2(bone):
 
 def test_first_course_cord_dmax_section_2_2_4(bone):
     r = bone.rule("sbrt-cord-dmax")
-    assert (r.role, r.metric, r.unit, r.severity) == ("spinal_cord", "Dmax", "Gy", "FAIL")
+    # Sahgal 2013 set these on the thecal sac point maximum: the sac is the rule's structure,
+    # the cord (and a cord PRV) are read as well, the sac / cauda equina below the conus.
+    assert (r.role, r.metric, r.unit, r.severity) == ("thecal_sac", "Dmax", "Gy", "FAIL")
+    assert r.also_roles == ("spinal_cord", "spinal_cord_prv")
+    assert r.below_conus_roles == ("thecal_sac", "cauda_equina")
+    assert (r.technique, r.course, r.extent_margin_mm) == ("sbrt", "first", 5.0)
     assert set(r.show) == {"D0.035cc", "D0.03cc"}
     assert [(lim.fractions, lim.limit, lim.operator) for lim in r.limits] == [
         (1, 12.4, "<="), (2, 17.0, "<="), (3, 20.3, "<="), (4, 23.0, "<="), (5, 25.3, "<=")]
@@ -169,9 +185,12 @@ def test_cord_limits_are_iso_effective_at_about_44_6_gy_eqd2(bone):
 
 
 def test_reirradiation_rules_section_4(bone):
-    rules = {r.quantity: r for r in bone.rules_of_kind("reirradiation")}
+    rules = {r.quantity: r for r in bone.rules_of_kind("reirradiation")
+             if r.technique == "sbrt"}
     cum = rules["cumulative_eqd2_max"]
-    assert (cum.alpha_beta, cum.role, cum.metric) == (2.0, "spinal_cord", "Dmax")
+    assert (cum.alpha_beta, cum.role, cum.metric) == (2.0, "thecal_sac", "Dmax")
+    for r in rules.values():  # SBRT after one conventional course (Sahgal 2012, HyTEC)
+        assert (r.technique, r.prior_technique, r.max_prior_courses) == ("sbrt", "conventional", 1)
     assert (cum.limits[0].limit, cum.limits[0].operator, cum.limits[0].warn_up_to) == (70.0, "<", 75.0)
     course = rules["course_eqd2_max"]
     assert (course.alpha_beta, course.limits[0].limit, course.limits[0].operator) == (2.0, 25.0, "<")
@@ -183,6 +202,29 @@ def test_reirradiation_rules_section_4(bone):
     for r in rules.values():
         assert "section 4" in r.source
         assert any("2012" in c for c in r.cites)
+
+
+def test_conventional_reirradiation_rules_nieder_2006(bone):
+    rules = {r.quantity: r for r in bone.rules_of_kind("reirradiation")
+             if r.technique == "conventional"}
+    assert rules["cumulative_bed_max"].limits[0].limit == 135.5  # Gy2, = 67.75 Gy EQD2
+    assert rules["each_course_bed_max"].limits[0].limit == 98.0  # Gy2, = 49 Gy EQD2
+    assert rules["interval_months"].limits[0].limit == 6.0
+    assert 135.5 / 2 == 67.75 and 98 / 2 == 49  # BED at a/b 2 -> EQD2 = BED / (1 + 2/2)
+    for r in rules.values():
+        assert any("Nieder" in c and "2006" in c for c in r.cites)
+
+
+def test_conventional_cord_rule_quantec(bone):
+    r = bone.rule("conventional-cord-dmax")
+    assert (r.role, r.metric, r.convert, r.alpha_beta, r.model) == (
+        "spinal_cord", "Dmax", "EQD2", 0.87, "LQ")
+    lim = r.limit_for(10)
+    assert (lim.limit, lim.operator, lim.warn_up_to, lim.fractions) == (50.0, "<=", 54.0, None)
+    assert r.limit_for(1) is lim and r.limit_for(37) is lim
+    assert (r.defer_to, r.course) == ("sbrt-cord-dmax", "first")
+    assert any("Kirkpatrick" in c for c in r.cites) and any("Schultheiss" in c for c in r.cites)
+    assert bone.conus_lowest_level == "L3" and "Saifuddin" in bone.conus_source
 
 
 def test_esophagus_warning(bone):
@@ -485,7 +527,7 @@ def test_cli_list_json():
     ids = [p["id"] for p in data["protocols"]]
     assert ids == ["bone-metastases-2026", "tg101"]
     rule = {r["id"]: r for r in data["protocols"][0]["rules"]}["reirradiation.course-cord-eqd2"]
-    assert rule["alpha_beta"] == 2.0 and rule["model"] == "LQ" and rule["role"] == "spinal_cord"
+    assert rule["alpha_beta"] == 2.0 and rule["model"] == "LQ" and rule["role"] == "thecal_sac"
 
 
 def test_cli_show_table_and_json():

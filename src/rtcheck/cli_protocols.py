@@ -84,10 +84,10 @@ def _ab(rule: Rule) -> str:
 
 
 def _target(rule: Rule) -> str:
-    if rule.indication:
-        return f"[{rule.indication}] "
-    if rule.site:
-        return f"[{rule.site}] "
+    if _get(rule, "indication"):
+        return f"[{_get(rule, 'indication')}] "
+    if _get(rule, "site"):
+        return f"[{_get(rule, 'site')}] "
     return f"[{rule.role}] " if rule.role else ""
 
 
@@ -105,28 +105,44 @@ def render_protocol(proto: Protocol) -> str:
         lines += ["", f"rule {rule.id} ({rule.kind}), severity {rule.severity}",
                   wrap.fill(rule.description)]
         facts = []
-        if rule.indication:
-            facts.append(f"indication: {rule.indication}"
-                         + (f" ({rule.indication_label})" if rule.indication_label else ""))
-        if rule.site:
-            facts.append(f"site: {rule.site}")
+        if _get(rule, "indication"):
+            facts.append(f"indication: {_get(rule, 'indication')}"
+                         + (f" ({_get(rule, 'indication_label')})" if _get(rule, "indication_label") else ""))
+        if _get(rule, "site"):
+            facts.append(f"site: {_get(rule, 'site')}")
         if rule.role:
-            facts.append(f"role: {rule.role}")
+            facts.append(f"role: {rule.role} (the structure the source used)")
+        if _get(rule, "also_roles"):
+            facts.append(f"also read: {', '.join(rule.also_roles)} (stand in when "  # type: ignore[attr-defined]
+                         f"{rule.role} is not contoured)")
+        if _get(rule, "below_conus_roles"):
+            facts.append("below the conus, read on: "
+                         + ", ".join(rule.below_conus_roles))  # type: ignore[attr-defined]
+        scope = [f"{k.replace('_', ' ')} {_get(rule, k)}" for k in
+                 ("technique", "course", "prior_technique", "max_prior_courses", "defer_to",
+                  "convert", "extent_margin_mm") if _get(rule, k) is not None]
+        if scope:
+            facts.append("scope: " + ", ".join(scope))
         if rule.metric:
             facts.append(f"metric: {rule.metric}" + (f" (also shown: {', '.join(rule.show)})"
                                                      if rule.show else ""))
         facts.append(f"alpha/beta: {rule.alpha_beta:g} Gy, model {rule.model}" if rule.converts
                      else "alpha/beta: none (compares physical dose, no conversion)")
-        if rule.applies_to_fractions:
-            lo, hi = rule.applies_to_fractions
+        if _get(rule, "applies_to_fractions"):
+            lo, hi = _get(rule, "applies_to_fractions")
             facts.append(f"applies to courses of {lo} to {hi} fractions")
         lines += [f"    {f}" for f in facts]
         lines += [wrap.fill(f"requires: {rule.summary()}")]
-        for label, value in (("remarks", rule.remarks), ("warn reason", rule.warn_reason),
-                             ("message", rule.message), ("source", rule.source)):
+        for label, value in (("remarks", _get(rule, "remarks")), ("warn reason", _get(rule, "warn_reason")),
+                             ("message", _get(rule, "message")), ("source", rule.source)):
             if value:
                 lines.append(wrap.fill(f"{label}: {value}"))
         lines += [wrap.fill(f"cites: {c}") for c in rule.cites]
         if rule.notes:
             lines.append(wrap.fill(f"notes: {rule.notes}"))
     return "\n".join(lines)
+
+
+def _get(rule: Rule, name: str):
+    """A field that only some kinds of rule have (None on the others)."""
+    return getattr(rule, name, None)

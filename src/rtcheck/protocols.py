@@ -17,7 +17,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -25,6 +25,28 @@ from typing import Any
 
 from rtcheck.errors import InputError, MetricError
 from rtcheck.roles import ROLES_FILE, RoleMap, _problem_text
+from rtcheck.rules import (  # noqa: F401  (re-exported: the rule types are part of this API)
+    DEFAULT_DOSE_TOLERANCE_PCT,
+    FRACTIONATION_TIERS,
+    PREFERENCES,
+    RULE_TYPES,
+    SCHEME_TECHNIQUES,
+    SITES,
+    DoseLimitRule,
+    DoseRange,
+    DoseRule,
+    FractionationRule,
+    Limit,
+    ListedScheme,
+    Preference,
+    PrescriptionRangeRule,
+    ReirradiationRule,
+    Rule,
+    Scheme,
+    SchemeRange,
+    WarningRule,
+    _num,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,43 +58,52 @@ KINDS = ("fractionation", "sbrt_prescription_range", "dose_limit", "reirradiatio
 SEVERITIES = ("FAIL", "WARN")
 OPERATORS = ("<", "<=", ">", ">=")
 MODELS = ("LQ",)
-SITES = ("spine", "sacrum", "extraspinal")
 #: Re-irradiation quantities and their unit; the first three convert doses to EQD2.
 QUANTITIES = {
     "cumulative_eqd2_max": "Gy",
     "course_eqd2_max": "Gy",
     "course_share": "ratio",
+    "cumulative_bed_max": "Gy",
+    "each_course_bed_max": "Gy",
     "interval_months": "months",
 }
-CONVERTING_QUANTITIES = ("cumulative_eqd2_max", "course_eqd2_max", "course_share")
-#: Default tolerance (percent of the listed dose) when a plan's dose is compared with a listed
-#: scheme or a range bound; it absorbs rounding of the stored prescription, nothing more.
-DEFAULT_DOSE_TOLERANCE_PCT = 0.5
+CONVERTING_QUANTITIES = ("cumulative_eqd2_max", "course_eqd2_max", "course_share",
+                         "cumulative_bed_max", "each_course_bed_max")
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _LEVEL = re.compile(r"^(?P<region>C|T|TH|D|L|S)(?P<n>\d{1,2})$")
 _REGIONS = {"C": (0, 7), "T": (7, 12), "L": (19, 5), "S": (24, 5)}  # offset, count
 
-_TOP_KEYS = {"schema_version", "id", "title", "version", "source", "licence", "notes", "rules"}
+_TOP_KEYS = {"schema_version", "id", "title", "version", "source", "licence", "notes", "rules",
+             "conus_lowest_level", "conus_source"}
 _TOP_REQUIRED = {"schema_version", "id", "title", "version", "source", "rules"}
 _COMMON_KEYS = {"id", "kind", "description", "source", "cites", "alpha_beta", "model",
                 "severity", "notes"}
 # alpha_beta is required too; radiobiology() reports its absence with the reason.
 _COMMON_REQUIRED = {"id", "kind", "description", "source", "severity"}
+#: Keys saying which structures a dose rule reads and which courses it was derived for.
+_SCOPE_KEYS = {"also_roles", "below_conus_roles", "technique", "extent_margin_mm"}
+#: What a dose_limit may convert its metric to before comparing it with the limit.
+CONVERSIONS = ("EQD2",)
 _KIND_KEYS = {
     "fractionation": ({"indication", "recommended", "unit"},
-                      {"indication_label", "other", "exceptional", "biological_equivalent",
-                       "prefer_fractionated_sites", "remarks", "dose_tolerance_pct"}),
+                      {"indication_label", "other", "exceptional", "allowed_elsewhere",
+                       "schemes_source", "biological_equivalent",
+                       "biological_equivalent_technique", "biological_equivalent_definition",
+                       "preferences", "remarks", "dose_tolerance_pct"}),
     "sbrt_prescription_range": ({"site", "ranges", "unit"},
                                 {"warn_fractions", "warn_reason", "dose_tolerance_pct"}),
-    "dose_limit": ({"role", "metric", "limits", "operator", "unit"}, {"show"}),
+    "dose_limit": ({"role", "metric", "limits", "operator", "unit"},
+                   {"show", *_SCOPE_KEYS, "course", "defer_to", "convert",
+                    "applies_to_fractions"}),
     "reirradiation": ({"quantity", "limit", "operator", "unit"},
-                      {"role", "metric", "warn_up_to", "applies_to_fractions", "show"}),
+                      {"role", "metric", "warn_up_to", "applies_to_fractions", "show",
+                       *_SCOPE_KEYS, "prior_technique", "max_prior_courses"}),
     "warning": ({"role", "vertebral_levels", "message"}, {"show"}),
 }
 _SCHEME_KEYS = ({"dose", "fractions"}, {"technique", "source", "note"})
 _RANGE_KEYS = ({"dose_min", "dose_max", "fractions_min", "fractions_max"}, set())
-_LIMIT_KEYS = ({"fractions", "limit"}, {"warn_up_to", "operator"})
+_LIMIT_KEYS = ({"limit"}, {"fractions", "warn_up_to", "operator"})
 
 
 class ProtocolError(InputError):
@@ -83,215 +114,10 @@ class ProtocolError(InputError):
         super().__init__(_problem_text(self.problems), path)
 
 
-# ======================================================================== typed objects
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """A listed fractionation scheme: ``dose`` Gy in ``fractions`` fractions."""
-
-    dose: float
-    fractions: int
-    tier: str  # "recommended", "other", "exceptional"
-    technique: str | None = None
-    source: str | None = None
-    note: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``"30 Gy/10"`` (with ``SBRT`` when the scheme says so)."""
-        text = f"{_num(self.dose)} Gy/{self.fractions}"
-        return f"{self.technique} {text}" if self.technique else text
-
-    def bed(self, alpha_beta: float) -> float:
-        """BED (Gy) of the scheme with the LQ model: D (1 + d / (alpha/beta))."""
-        return self.dose * (1.0 + self.dose / self.fractions / alpha_beta)
-
-
-@dataclass(frozen=True)
-class DoseRange:
-    """A prescription range: ``dose_min``-``dose_max`` Gy in ``fractions_min``-``fractions_max``."""
-
-    dose_min: float
-    dose_max: float
-    fractions_min: int
-    fractions_max: int
-
-    @property
-    def label(self) -> str:
-        fx = (str(self.fractions_min) if self.fractions_min == self.fractions_max
-              else f"{self.fractions_min}-{self.fractions_max}")
-        return f"{_num(self.dose_min)}-{_num(self.dose_max)} Gy in {fx} fx"
-
-
-@dataclass(frozen=True)
-class Limit:
-    """A threshold: the value must satisfy ``value <operator> limit``.
-
-    ``warn_up_to`` (upper-bound operators only) is a band above the limit reported as WARN
-    instead of the rule's severity: e.g. cumulative cord EQD2 < 70 Gy, 70-75 Gy WARN.
-    ``fractions`` is set for limits tabulated by number of fractions.
-    """
-
-    limit: float
-    operator: str
-    warn_up_to: float | None = None
-    fractions: int | None = None
-
-    def satisfied(self, value: float) -> bool:
-        return _compare(value, self.operator, self.limit)
-
-    def status(self, value: float, severity: str) -> str:
-        """``PASS``, ``WARN`` or ``severity`` for a value (which must be a number)."""
-        if math.isnan(value):
-            raise ValueError("a NaN value cannot be compared with a limit")
-        if self.satisfied(value):
-            return "PASS"
-        if self.warn_up_to is not None and value <= self.warn_up_to:
-            return "WARN"
-        return severity
-
-    def label(self, unit: str | None = None) -> str:
-        """``"<= 12.4 Gy (WARN up to 14 Gy)"``."""
-        u = f" {unit}" if unit and unit != "ratio" else ""
-        text = f"{self.operator} {_num(self.limit)}{u}"
-        if self.warn_up_to is not None:
-            text += f" (WARN up to {_num(self.warn_up_to)}{u})"
-        return text
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule of a protocol. Fields not used by a rule's kind are None or empty.
-
-    Attributes
-    ----------
-    id, kind, description, source : str
-        ``source`` names the table/section of the protocol's document.
-    cites : tuple of str
-        The paper(s) the source relies on.
-    alpha_beta : float or None
-        alpha/beta (Gy) the rule converts doses with; None for a rule that never converts
-        (``alpha_beta = "none"`` in the file).
-    model : str or None
-        ``"LQ"`` when ``alpha_beta`` is set.
-    role, metric : str or None
-        Structure role and DVH metric (``"Dmax"``, ``"D0.35cc"``) the rule reads.
-    show : tuple of str
-        Extra metrics reported beside the value (e.g. ``D0.035cc``, ``D0.03cc``).
-    unit : str or None
-        ``"Gy"``, ``"months"`` or ``"ratio"``.
-    severity : str
-        Status of a violation: ``"FAIL"`` or ``"WARN"``.
-    protocol : str
-        Id of the protocol the rule belongs to.
-    """
-
-    id: str
-    kind: str
-    description: str
-    source: str
-    severity: str
-    protocol: str = ""
-    cites: tuple[str, ...] = ()
-    alpha_beta: float | None = None
-    model: str | None = None
-    role: str | None = None
-    metric: str | None = None
-    show: tuple[str, ...] = ()
-    unit: str | None = None
-    notes: str | None = None
-    # fractionation
-    indication: str | None = None
-    indication_label: str | None = None
-    recommended: tuple[Scheme, ...] = ()
-    other: tuple[Scheme, ...] = ()
-    exceptional: tuple[Scheme, ...] = ()
-    biological_equivalent: bool = False
-    prefer_fractionated_sites: tuple[str, ...] = ()
-    remarks: str | None = None
-    dose_tolerance_pct: float = DEFAULT_DOSE_TOLERANCE_PCT
-    # sbrt_prescription_range
-    site: str | None = None
-    ranges: tuple[DoseRange, ...] = ()
-    warn_fractions: tuple[int, ...] = ()
-    warn_reason: str | None = None
-    # dose_limit (limits by fractions) and reirradiation (one limit)
-    limits: tuple[Limit, ...] = ()
-    quantity: str | None = None
-    applies_to_fractions: tuple[int, int] | None = None
-    # warning
-    vertebral_levels: tuple[str, str] | None = None
-    message: str | None = None
-
-    @property
-    def converts(self) -> bool:
-        """True when the rule converts doses (BED/EQD2) and so depends on alpha/beta."""
-        return self.alpha_beta is not None
-
-    @property
-    def schemes(self) -> tuple[Scheme, ...]:
-        return self.recommended + self.other + self.exceptional
-
-    def limit_for(self, fractions: int | None = None) -> Limit | None:
-        """The limit for a number of fractions (dose_limit), or the rule's single limit."""
-        if self.kind != "dose_limit":
-            return self.limits[0] if self.limits else None
-        for lim in self.limits:
-            if lim.fractions == fractions:
-                return lim
-        return None
-
-    @property
-    def fraction_span(self) -> tuple[int, int] | None:
-        """Smallest and largest tabulated number of fractions (dose_limit), else None."""
-        fx = [lim.fractions for lim in self.limits if lim.fractions is not None]
-        return (min(fx), max(fx)) if fx else None
-
-    def bed_span(self) -> tuple[float, float] | None:
-        """[min, max] BED of the recommended schemes at the rule's alpha/beta (biological
-        equivalent), or None when the rule allows no biological equivalent."""
-        if not self.biological_equivalent or self.alpha_beta is None:
-            return None
-        beds = [s.bed(self.alpha_beta) for s in self.recommended]
-        return (min(beds), max(beds))
-
-    def summary(self) -> str:
-        """One line saying what the rule requires."""
-        if self.kind == "fractionation":
-            parts = [f"recommended {', '.join(s.label for s in self.recommended)}"]
-            if self.biological_equivalent:
-                lo, hi = self.bed_span()  # type: ignore[misc]
-                parts.append(f"or BED{_num(self.alpha_beta)} within [{lo:.1f}, {hi:.1f}] Gy")
-            if self.other:
-                parts.append(f"other {', '.join(s.label for s in self.other)}")
-            if self.exceptional:
-                parts.append(f"exceptionally {', '.join(s.label for s in self.exceptional)}")
-            return "; ".join(parts)
-        if self.kind == "sbrt_prescription_range":
-            return "; ".join(r.label for r in self.ranges)
-        if self.kind == "dose_limit":
-            return "; ".join(f"{lim.fractions} fx: {self.metric} {lim.label(self.unit)}"
-                             for lim in self.limits)
-        if self.kind == "reirradiation":
-            what = self.quantity if self.metric is None else f"{self.quantity} ({self.metric})"
-            return f"{what} {self.limits[0].label(self.unit)}"
-        lo, hi = self.vertebral_levels  # type: ignore[misc]
-        return f"vertebral level {lo}-{hi}: {self.severity}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (for JSON); empty and None fields left out."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or value == () or (f.name == "biological_equivalent" and not value):
-                continue
-            if f.name == "dose_tolerance_pct" and self.kind not in (
-                    "fractionation", "sbrt_prescription_range"):
-                continue
-            out[f.name] = _plain(value)
-        out["alpha_beta"] = self.alpha_beta if self.alpha_beta is not None else "none"
-        return out
+_SCHEME_EXTRA_KEYS = {"where", "quote", "sites"}
+_SCHEME_RANGE_KEYS = ({"dose_min", "dose_max", "fractions_min", "fractions_max"},
+                      _SCHEME_KEYS[1] | _SCHEME_EXTRA_KEYS)
+_PREFERENCE_KEYS = ({"prefer", "quote", "source"}, {"dose", "fractions", "sites", "condition"})
 
 
 @dataclass(frozen=True)
@@ -308,6 +134,9 @@ class Protocol:
     notes: str | None = None
     shipped: bool = False
     schema_version: int = SCHEMA_VERSION
+    #: Lowest vertebral level the conus medullaris may reach (below it, no cord), and its source.
+    conus_lowest_level: str | None = None
+    conus_source: str | None = None
     _by_id: dict[str, Rule] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -321,10 +150,11 @@ class Protocol:
         return [r for r in self.rules if r.kind == kind]
 
     def indications(self) -> list[str]:
-        return [r.indication for r in self.rules if r.indication]
+        return [r.indication for r in self.rules
+                if isinstance(r, FractionationRule) and r.indication]
 
     def sites(self) -> list[str]:
-        return [r.site for r in self.rules if r.site]
+        return [r.site for r in self.rules if isinstance(r, PrescriptionRangeRule) and r.site]
 
     def as_dict(self) -> dict[str, Any]:
         out = {"id": self.id, "title": self.title, "version": self.version, "source": self.source,
@@ -538,7 +368,15 @@ class _Reader:
         pid = self.text(ctx, data, "id")
         if pid and not _ID.match(pid):
             self.problem(ctx, f"id {pid!r}: use letters, digits, '.', '_' and '-'")
-        header = {k: self.text(ctx, data, k) for k in ("title", "version", "source", "licence", "notes")}
+        header = {k: self.text(ctx, data, k) for k in ("title", "version", "source", "licence", "notes",
+                                                       "conus_lowest_level", "conus_source")}
+        if header["conus_lowest_level"]:
+            try:
+                parse_vertebral_level(header["conus_lowest_level"])
+            except ValueError as exc:
+                self.problem(ctx, f"conus_lowest_level: {exc}")
+            if not header["conus_source"]:
+                self.problem(ctx, "conus_lowest_level needs conus_source (where the level comes from)")
         raw_rules = data.get("rules")
         rules: list[Rule] = []
         if raw_rules is not None and (not isinstance(raw_rules, list) or not raw_rules):
@@ -552,7 +390,9 @@ class _Reader:
             return None
         return Protocol(id=pid, title=header["title"], version=header["version"],  # type: ignore[arg-type]
                         source=header["source"], rules=tuple(rules), path=self.where,  # type: ignore[arg-type]
-                        licence=header["licence"], notes=header["notes"], shipped=shipped)
+                        licence=header["licence"], notes=header["notes"], shipped=shipped,
+                        conus_lowest_level=header["conus_lowest_level"],
+                        conus_source=header["conus_source"])
 
     def unique(self, rules: list[Rule]) -> None:
         seen: set[str] = set()
@@ -562,8 +402,8 @@ class _Reader:
             if r.id in seen:
                 self.problem(f"rule {r.id!r}", "duplicate rule id")
             seen.add(r.id)
-            for value, pool, what in ((r.indication, indications, "indication"),
-                                      (r.site, sites, "site")):
+            for value, pool, what in ((getattr(r, "indication", None), indications, "indication"),
+                                      (getattr(r, "site", None), sites, "site")):
                 if value is None:
                     continue
                 if value in pool:
@@ -600,11 +440,12 @@ class _Reader:
         )
         specific = getattr(self, f"_{kind}")(ctx, raw)
         converts = (kind == "reirradiation" and raw.get("quantity") in CONVERTING_QUANTITIES) or \
+            (kind == "dose_limit" and raw.get("convert") is not None) or \
             (kind == "fractionation" and raw.get("biological_equivalent") is True)
         common.update(self.radiobiology(ctx, raw, converts))
         if len(self.problems) > before:
             return None
-        return Rule(**common, **specific)
+        return RULE_TYPES[kind](**common, **specific)
 
     def radiobiology(self, ctx: str, raw: dict, converts: bool) -> dict[str, Any]:
         ab = raw.get("alpha_beta")
@@ -670,33 +511,106 @@ class _Reader:
 
     def _fractionation(self, ctx: str, raw: dict) -> dict[str, Any]:
         out: dict[str, Any] = {"unit": self.unit(ctx, raw, "Gy")}
-        out["indication"] = self.text(ctx, raw, "indication")
-        out["indication_label"] = self.text(ctx, raw, "indication_label")
-        out["remarks"] = self.text(ctx, raw, "remarks")
-        for tier in ("recommended", "other", "exceptional"):
+        for key in ("indication", "indication_label", "remarks", "schemes_source"):
+            out[key] = self.text(ctx, raw, key)
+        for tier in FRACTIONATION_TIERS:
             out[tier] = self.schemes(ctx, raw, tier)
         if "recommended" in raw and not out["recommended"]:
             self.problem(ctx, "recommended must list at least one scheme")
+        for entry in out["allowed_elsewhere"]:
+            if entry.source is None:
+                self.problem(ctx, f"allowed_elsewhere {entry.label}: needs a source (where the "
+                                  "scheme or range stands)")
         bio = raw.get("biological_equivalent", False)
         if not isinstance(bio, bool):
             self.problem(ctx, "biological_equivalent must be true or false")
             bio = False
         out["biological_equivalent"] = bio
-        sites = self.strings(ctx, raw, "prefer_fractionated_sites")
-        for s in sites:
-            if s not in SITES:
-                self.problem(ctx, f"prefer_fractionated_sites: {s!r} is not a site ({', '.join(SITES)})")
-        out["prefer_fractionated_sites"] = sites
-        return self.tolerance(ctx, raw, out)
-
-    def schemes(self, ctx: str, raw: dict, tier: str) -> tuple[Scheme, ...]:
-        out = []
-        for sub, item in self.subtables(ctx, raw, tier, _SCHEME_KEYS, required=False):
+        out["biological_equivalent_definition"] = self.text(
+            ctx, raw, "biological_equivalent_definition")
+        out["biological_equivalent_technique"] = self.choice(
+            ctx, raw, "biological_equivalent_technique", SCHEME_TECHNIQUES)
+        if bio and out["biological_equivalent_definition"] is None:
+            self.problem(ctx, "biological_equivalent = true needs biological_equivalent_definition "
+                              "(the definition rtcheck prints in every such finding)")
+        if not bio:
+            for key in ("biological_equivalent_definition", "biological_equivalent_technique"):
+                if key in raw:
+                    self.problem(ctx, f"{key} is only allowed with biological_equivalent = true")
+        elif out["biological_equivalent_technique"] and not any(
+                s.technique == out["biological_equivalent_technique"]
+                for tier in FRACTIONATION_TIERS for s in out[tier]):
+            self.problem(ctx, "biological_equivalent_technique "
+                              f"{out['biological_equivalent_technique']!r}: no listed scheme of "
+                              "that technique to take the BED span from")
+        prefs = []
+        for sub, item in self.subtables(ctx, raw, "preferences", _PREFERENCE_KEYS, required=False):
+            prefer = self.choice(sub, item, "prefer", PREFERENCES)
+            fields_ = {k: self.text(sub, item, k) for k in ("quote", "source", "condition")}
             dose = self.number(sub, item, "dose", positive=True)
             n = self.integer(sub, item, "fractions")
-            extra = {k: self.text(sub, item, k) for k in ("technique", "source", "note")}
-            if dose is not None and n is not None:
-                out.append(Scheme(dose, n, tier, **extra))
+            if prefer == "scheme" and (dose is None or n is None):
+                self.problem(sub, "prefer = \"scheme\" needs dose and fractions")
+            if prefer == "fractionated" and ("dose" in item or "fractions" in item):
+                self.problem(sub, "dose and fractions are only allowed with prefer = \"scheme\"")
+            sites = self._sites(sub, item)
+            if prefer is not None and fields_["quote"] and fields_["source"]:
+                prefs.append(Preference(prefer, fields_["quote"], fields_["source"],
+                                        dose=dose if prefer == "scheme" else None,
+                                        fractions=n if prefer == "scheme" else None,
+                                        sites=sites, condition=fields_["condition"]))
+        out["preferences"] = tuple(prefs)
+        return self.tolerance(ctx, raw, out)
+
+    def _sites(self, ctx: str, item: dict) -> tuple[str, ...]:
+        sites = self.strings(ctx, item, "sites")
+        for site in sites:
+            if site not in SITES:
+                self.problem(ctx, f"sites: {site!r} is not a site ({', '.join(SITES)})")
+        if "sites" in item and not sites:
+            self.problem(ctx, "sites must list at least one site (leave it out for any site)")
+        return tuple(s for s in sites if s in SITES)
+
+    def schemes(self, ctx: str, raw: dict, tier: str) -> tuple[ListedScheme, ...]:
+        """The entries of one tier: ``{ dose, fractions }`` schemes or ``{ dose_min, dose_max,
+        fractions_min, fractions_max }`` ranges, each with optional technique, source, where,
+        quote, sites, note."""
+        exact_keys = (_SCHEME_KEYS[0], _SCHEME_KEYS[1] | _SCHEME_EXTRA_KEYS)
+        out: list[ListedScheme] = []
+        items = raw.get(tier, [])
+        if tier in raw and not isinstance(items, list):
+            self.problem(ctx, f"{tier} must be an array of inline tables {{ ... }}")
+            return ()
+        for j, entry in enumerate(items):
+            sub = f"{ctx}, {tier}[{j}]"
+            if not isinstance(entry, dict):
+                self.problem(sub, "expected an inline table { ... }")
+                continue
+            exact_form = "dose" in entry or "fractions" in entry
+            is_range = any(k in entry for k in _SCHEME_RANGE_KEYS[0])
+            if exact_form and is_range:
+                self.problem(sub, "give either dose and fractions (a scheme) or dose_min, "
+                                  "dose_max, fractions_min, fractions_max (a range), not both")
+                continue
+            self.keys(sub, entry, *(_SCHEME_RANGE_KEYS if is_range else exact_keys))
+            extra: dict[str, Any] = {k: self.text(sub, entry, k)
+                                     for k in ("source", "note", "where", "quote")}
+            extra["technique"] = self.choice(sub, entry, "technique", SCHEME_TECHNIQUES)
+            extra["sites"] = self._sites(sub, entry)
+            if not is_range:
+                dose = self.number(sub, entry, "dose", positive=True)
+                n = self.integer(sub, entry, "fractions")
+                if dose is not None and n is not None:
+                    out.append(Scheme(dose, n, tier, **extra))
+                continue
+            d0, d1 = (self.number(sub, entry, k, positive=True) for k in ("dose_min", "dose_max"))
+            n0, n1 = (self.integer(sub, entry, k) for k in ("fractions_min", "fractions_max"))
+            if None in (d0, d1, n0, n1):
+                continue
+            if d0 > d1 or n0 > n1:  # type: ignore[operator]
+                self.problem(sub, "a minimum is above its maximum")
+                continue
+            out.append(SchemeRange(d0, d1, n0, n1, tier, **extra))  # type: ignore[arg-type]
         return tuple(out)
 
     def _sbrt_prescription_range(self, ctx: str, raw: dict) -> dict[str, Any]:
@@ -730,14 +644,58 @@ class _Reader:
         operator = self.choice(ctx, raw, "operator", OPERATORS)
         limits, seen = [], set()
         for lctx, item in self.subtables(ctx, raw, "limits", _LIMIT_KEYS, required=True):
-            n = self.integer(lctx, item, "fractions")
+            n = self.integer(lctx, item, "fractions") if "fractions" in item else None
             values = self.limit_fields(lctx, item, operator)
             if n in seen:
-                self.problem(lctx, f"a second limit for {n} fractions")
+                self.problem(lctx, "a second limit for " + (f"{n} fractions" if n else
+                                                             "any number of fractions"))
             seen.add(n)
-            if n is not None and values is not None:
+            if values is not None:
                 limits.append(Limit(fractions=n, **values))
-        out["limits"] = tuple(sorted(limits, key=lambda lim: lim.fractions))
+        if None in seen and len(seen) > 1:
+            self.problem(ctx, "limits: either every limit states its fractions or one limit "
+                              "without fractions holds for any")
+        out["limits"] = tuple(sorted(limits, key=lambda lim: lim.fractions or 0))
+        convert = raw.get("convert")
+        if convert is not None and convert not in CONVERSIONS:
+            self.problem(ctx, f"convert {convert!r}: expected one of {', '.join(CONVERSIONS)}")
+        out["convert"] = convert
+        course = raw.get("course")
+        if course is not None and course != "first":
+            self.problem(ctx, f"course {course!r}: the only value is \"first\" (a first "
+                              "irradiation; re-irradiations have their own rules)")
+        out["course"] = course
+        out["defer_to"] = self.text(ctx, raw, "defer_to")
+        out.update(self.scope(ctx, raw))
+        return out
+
+    def scope(self, ctx: str, raw: dict) -> dict[str, Any]:
+        """Structures a dose rule reads beside its role, and the situation it was derived for."""
+        out: dict[str, Any] = {}
+        for key in ("also_roles", "below_conus_roles"):
+            roles = self.strings(ctx, raw, key)
+            for r in roles:
+                if r not in self.known_roles:
+                    self.problem(ctx, f"{key}: role {r!r} is not in the structure-role table")
+            out[key] = roles
+        for key in ("technique", "prior_technique"):
+            value = raw.get(key)
+            if value is not None and value not in ("sbrt", "conventional"):
+                self.problem(ctx, f"{key} {value!r}: expected \"sbrt\" or \"conventional\"")
+            if key in raw:
+                out[key] = value
+        if "extent_margin_mm" in raw:
+            out["extent_margin_mm"] = self.number(ctx, raw, "extent_margin_mm", positive=True)
+        if "max_prior_courses" in raw:
+            out["max_prior_courses"] = self.integer(ctx, raw, "max_prior_courses")
+        span = raw.get("applies_to_fractions")
+        if span is not None:
+            if (not isinstance(span, list) or len(span) != 2 or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in span)
+                    or span[0] > span[1]):
+                self.problem(ctx, "applies_to_fractions must be [min, max] whole numbers >= 1")
+            else:
+                out["applies_to_fractions"] = (span[0], span[1])
         return out
 
     def _reirradiation(self, ctx: str, raw: dict) -> dict[str, Any]:
@@ -758,14 +716,7 @@ class _Reader:
                     self.problem(ctx, f"{key} not allowed for quantity {quantity}")
         values = self.limit_fields(ctx, raw, self.choice(ctx, raw, "operator", OPERATORS))
         out["limits"] = (Limit(**values),) if values else ()
-        span = raw.get("applies_to_fractions")
-        if span is not None:
-            if (not isinstance(span, list) or len(span) != 2 or not all(
-                    isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in span)
-                    or span[0] > span[1]):
-                self.problem(ctx, "applies_to_fractions must be [min, max] whole numbers >= 1")
-            else:
-                out["applies_to_fractions"] = (span[0], span[1])
+        out.update(self.scope(ctx, raw))
         return out
 
     def _warning(self, ctx: str, raw: dict) -> dict[str, Any]:
@@ -788,22 +739,3 @@ class _Reader:
 
 
 # ======================================================================== helpers
-
-
-def _compare(value: float, operator: str, limit: float) -> bool:
-    return {"<": value < limit, "<=": value <= limit,
-            ">": value > limit, ">=": value >= limit}[operator]
-
-
-def _num(x: float | None) -> str:
-    """``30.0`` -> ``"30"``, ``20.3`` -> ``"20.3"``."""
-    return "" if x is None else f"{x:g}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)
-                if getattr(value, f.name) is not None}
-    return value
