@@ -1,0 +1,41 @@
+"""Rule kind ``sbrt_prescription_range``: an SBRT prescription within the ranges of its site."""
+
+from __future__ import annotations
+
+from rtcheck import findings as F
+from rtcheck.evaluators.context import Context, finding, prescription
+from rtcheck.findings import Finding
+from rtcheck.protocols import Rule
+
+
+def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+    if ctx.technique.value == "conventional":
+        return ctx.skip(rule, F.OUT_OF_SCOPE, f"not an SBRT course ({ctx.technique.text})")
+    if ctx.site != rule.site:
+        if ctx.site is None:
+            return ctx.skip(rule, F.FACT_MISSING, f"needs the lesion site (site {rule.site})",
+                            needs="site")
+        return ctx.skip(rule, F.NOT_REQUESTED, f"site {rule.site} not requested")
+    got = prescription(rule, ctx)
+    if isinstance(got, Finding):
+        return [got]
+    total, n = got
+    label = f"{total:g} Gy/{n}"
+    tol = rule.dose_tolerance_pct / 100.0
+    common = dict(metric="prescription", value=total, limit=rule.summary(),
+                  details={"fractions": n, "technique": ctx.technique.as_dict()})
+    unknown = "" if ctx.technique.value else \
+        f"; applied because the technique is unknown ({ctx.technique.text})"
+    for r in rule.ranges:
+        if r.fractions_min <= n <= r.fractions_max and \
+                r.dose_min * (1 - tol) <= total <= r.dose_max * (1 + tol):
+            if n in rule.warn_fractions:
+                return [finding(rule, "WARN", f"{label} is within {r.label} ({rule.site}); "
+                                f"{rule.warn_reason}{unknown}", **common)]
+            return [finding(rule, "PASS", f"{label} is within {r.label} ({rule.site}; "
+                            f"{ctx.technique.text}){unknown}", **common)]
+    same_n = [r.label for r in rule.ranges if r.fractions_min <= n <= r.fractions_max]
+    why = (f"outside {', '.join(same_n)}" if same_n
+           else f"no {rule.site} SBRT range for {n} fractions")
+    return [finding(rule, rule.severity, f"{label}: {why} (ranges: {rule.summary()}; "
+                    f"{ctx.technique.text}){unknown}", **common)]

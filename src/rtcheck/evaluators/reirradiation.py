@@ -1,0 +1,284 @@
+"""Rule kind ``reirradiation``: doses summed over courses, and the interval between them.
+
+Quantities (``quantity`` in the rule):
+
+``cumulative_eqd2_max``
+    EQD2 of the rule's metric (the point maximum) summed over every course.
+``course_eqd2_max``
+    EQD2 of this course alone.
+``course_share``
+    this course's EQD2 / the cumulative EQD2.
+``cumulative_bed_max`` / ``each_course_bed_max``
+    BED summed over the courses / the largest single-course BED (Nieder 2006).
+``interval_months``
+    calendar months from the prior course's last fraction to this course.
+
+Each course is converted with its own dose per fraction (its metric / its fractions). Every
+course is read on the same kind of structure (thecal sac with thecal sac, cord with cord): a
+kind that a prior course does not give is not summed, and the finding says which kind stood in.
+A rule applied outside the situation it was derived for (SBRT after SBRT, a third course) is
+evaluated and its PASS becomes a WARN saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtcheck import findings as F
+from rtcheck.courses import END_ESTIMATE, PriorCourse
+from rtcheck.dvh import parse_metric
+from rtcheck.evaluators.context import Context, finding, fx, join
+from rtcheck.evaluators.scope import out_of_scope, technique_caveat
+from rtcheck.evaluators.structures import (
+    Target,
+    TargetResult,
+    decide,
+    rule_targets,
+    target_dvh,
+)
+from rtcheck.findings import Finding
+from rtcheck.protocols import Limit, Rule
+from rtcheck.radiobiology import bed, eqd2, months_between
+
+#: An interval estimated from a plan date PASSes only with this margin (months) above the
+#: limit; below it the prior course may have ended later than estimated: WARN.
+ESTIMATE_MARGIN_MONTHS = 1.0
+
+_LABELS = {
+    "cumulative_eqd2_max": "cumulative EQD2 of {m}",
+    "course_eqd2_max": "EQD2 of {m}, this course",
+    "course_share": "EQD2 of {m}: this course / cumulative",
+    "cumulative_bed_max": "cumulative BED of {m}",
+    "each_course_bed_max": "largest single-course BED of {m}",
+    "interval_months": "interval since the previous course",
+}
+
+
+def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+    if not ctx.is_reirradiation:
+        return ctx.skip(rule, F.NOT_APPLICABLE, "no prior course given (not a re-irradiation)")
+    metric = _LABELS[rule.quantity].format(m=rule.metric)  # type: ignore[index]
+    why = out_of_scope(rule, ctx)
+    if why:
+        return ctx.skip(rule, F.OUT_OF_SCOPE, why)
+    if not ctx.priors and ctx.interval_months is None:
+        return [finding(rule, "NOT_EVALUATED", "indication reirradiation but no prior course "
+                        "given (--prior PATH or --prior-summary)", role=rule.role, metric=metric,
+                        code=F.FACT_MISSING, missing="prior_course")]
+    others = _other_patients(ctx) or _dated_after(ctx)
+    if others:
+        return [finding(rule, "NOT_EVALUATED", f"{others}; never summed with this plan",
+                        role=rule.role, metric=metric, code=F.PRIOR_MISMATCH)]
+    if rule.quantity == "interval_months":
+        out = _interval(rule, ctx, metric)
+    else:
+        got = _doses(rule, ctx, metric)
+        if got is None:  # no cord near the lesion: recorded as skipped
+            return []
+        out = got
+    out.details["quantity"] = rule.quantity
+    if out.details.get("warn_up_to") is None and rule.limits[0].warn_up_to is not None:
+        out.details["warn_up_to"] = rule.limits[0].warn_up_to
+    return [_outside_derivation(rule, ctx, out)]
+
+
+def _other_patients(ctx: Context) -> str:
+    this = ctx.data.plan.patient_id if ctx.data.plan else None
+    bad = [f"{p.label} (patient {p.patient_id})" for p in ctx.priors
+           if this and p.patient_id and p.patient_id != this]
+    return ("prior course(s) of another patient: " + "; ".join(bad)
+            + f" vs this plan's patient {this}") if bad else ""
+
+
+def _dated_after(ctx: Context) -> str:
+    """Prior courses that began or ended after this course: not a prior course."""
+    if ctx.date is None:
+        return ""
+    bad = [f"{p.label} ({p.date or p.end_date})" for p in ctx.priors
+           if (p.date and p.date > ctx.date) or (p.end_date and p.end_how != END_ESTIMATE
+                                                 and p.end_date > ctx.date)]
+    return (f"prior course(s) dated after this course ({ctx.date}, {ctx.date_how}): "
+            + "; ".join(bad)) if bad else ""
+
+
+def _outside_derivation(rule: Rule, ctx: Context, out: Finding) -> Finding:
+    """PASS -> WARN when the rule is applied to courses it was not derived for."""
+    caveats = []
+    if rule.prior_technique:
+        for p in ctx.priors:
+            tech = p.technique.value
+            if tech is None:
+                caveats.append(f"the technique of {p.label} is unknown ({p.technique.text}); "
+                               f"the rule was derived after a {rule.prior_technique} course")
+            elif tech != rule.prior_technique:
+                caveats.append(f"{p.label} was {'SBRT' if tech == 'sbrt' else tech}: the rule was "
+                               f"derived for re-irradiation after a {rule.prior_technique} course")
+    if rule.max_prior_courses is not None and len(ctx.priors) > rule.max_prior_courses:
+        caveats.append(f"{len(ctx.priors) + 1} courses (iterative re-irradiation): the rule was "
+                       f"derived for {rule.max_prior_courses + 1} courses")
+    caveat = technique_caveat(rule, ctx)
+    if caveat:
+        caveats.append(caveat)
+    if not caveats:
+        return out
+    out.details["outside_derivation"] = caveats
+    out.reason = join(out.reason, *caveats)
+    if out.status == "PASS":
+        out.status, out.code = "WARN", F.OUTSIDE_DERIVATION
+    return out
+
+
+# ---------------------------------------------------------------------------- interval
+
+
+def _interval(rule: Rule, ctx: Context, metric: str) -> Finding:
+    limit = rule.limits[0]
+    common: dict[str, Any] = dict(metric=metric, limit=limit.limit, operator=limit.operator,
+                                  details={"requirement": limit.label(rule.unit)})
+    if ctx.interval_months is not None:
+        months = float(ctx.interval_months)
+        common["value"] = months
+        status = limit.status(months, rule.severity)
+        return finding(rule, status, f"interval {months:.2f} months (given, --interval-months); "
+                       f"required {limit.label('months')}", **common)
+    unknown = [p for p in ctx.priors if p.end_date is None]
+    if unknown:
+        return finding(rule, "NOT_EVALUATED", "last fraction of the prior course unknown: "
+                       + "; ".join(f"{p.label}: {p.end_text}" for p in unknown)
+                       + " (or give --interval-months)", code=F.PRIOR_UNKNOWN,
+                       missing="prior_end_date", **common)
+    if ctx.date is None:
+        return finding(rule, "NOT_EVALUATED", "date of this course unknown: no RTPlanDate (give "
+                       "--date or --interval-months)", code=F.FACT_MISSING, missing="date",
+                       **common)
+    latest = max(ctx.priors, key=lambda p: p.end_date)  # type: ignore[arg-type, return-value]
+    end = latest.end_date
+    if end > ctx.date:  # type: ignore[operator]
+        return finding(rule, "NOT_EVALUATED", f"the prior course ends {end} ({latest.end_text}), "
+                       f"after this course's date {ctx.date} ({ctx.date_how})",
+                       code=F.PRIOR_MISMATCH, **common)
+    months = months_between(end, ctx.date)  # type: ignore[arg-type]
+    common["value"] = months
+    common["details"].update(prior_end=end.isoformat(), prior_end_how=latest.end_how,  # type: ignore[union-attr]
+                             this_date=ctx.date.isoformat(), this_date_how=ctx.date_how)
+    status = limit.status(months, rule.severity)
+    text = (f"interval {months:.2f} calendar months from {latest.label}'s last fraction "
+            f"({latest.end_text}) to this course ({ctx.date}, {ctx.date_how}); required "
+            f"{limit.label('months')}")
+    if latest.end_how == END_ESTIMATE and status == "PASS" and \
+            months < limit.limit + ESTIMATE_MARGIN_MONTHS:
+        status = "WARN"
+        text += (f"; the end of the prior course is an estimate from its plan date and the "
+                 f"interval is within {ESTIMATE_MARGIN_MONTHS:g} month of the limit: confirm "
+                 "with the treatment records")
+    return finding(rule, status, text, **common)
+
+
+# ---------------------------------------------------------------------------- doses
+
+
+def _doses(rule: Rule, ctx: Context, metric: str) -> Finding | None:
+    limit = rule.limits[0]
+    ab, ab_note = ctx.alpha_beta(rule)
+    common: dict[str, Any] = dict(metric=metric, limit=limit.limit, operator=limit.operator,
+                                  alpha_beta=ab)
+    n = ctx.fractions
+    if n is None:
+        return finding(rule, "NOT_EVALUATED", ctx.fractions_unknown(), role=rule.role,
+                       code=F.FRACTIONS_UNKNOWN, **common)
+    targets = rule_targets(rule, ctx)
+    if targets is None:
+        return None
+    if isinstance(targets, Finding):
+        targets.alpha_beta, targets.metric = ab, metric
+        return targets
+    needs_priors = rule.quantity != "course_eqd2_max"
+    if needs_priors and not ctx.priors:  # only --interval-months given: no prior dose to add
+        return finding(rule, "NOT_EVALUATED", "no prior course dose given (--prior PATH or "
+                       "--prior-summary): the cumulative dose cannot be known", role=rule.role,
+                       code=F.PRIOR_UNKNOWN, missing="prior_course", **common)
+    results = [_on_target(rule, ctx, t, limit, n, ab, needs_priors) for t in targets]
+    results = _same_kind(rule, ctx, results) if needs_priors else results
+    common["details"] = {"requirement": limit.label(rule.unit)}
+    out = decide(rule, results, limit.operator in ("<", "<="), **common)
+    out.reason = join(out.reason, ab_note)
+    return out
+
+
+def _same_kind(rule: Rule, ctx: Context, results: list[TargetResult]) -> list[TargetResult]:
+    """Drop the structure kinds a prior course does not give, when another kind can be summed
+    over every course; the kind summed then stands in for the source's structure."""
+    summed = [r for r in results if r.code != F.PRIOR_UNKNOWN]
+    if not summed or len(summed) == len(results):
+        return results
+    dropped = [r for r in results if r.code == F.PRIOR_UNKNOWN]
+    for r in dropped:
+        ctx.note("scope", f"{rule.id}: {r.target.label!r} ({r.target.role}) not summed: {r.text}")
+    if any(r.target.role == rule.role for r in dropped):
+        summed = [TargetResult(Target(r.target.names, r.target.role, rule.role), r.status,
+                               r.text, r.value, r.code, r.missing, r.details)
+                  if r.target.role != rule.role else r for r in summed]
+    return summed
+
+
+def _course_value(rule: Rule, course: PriorCourse, role: str) -> float | None:
+    """The rule's metric in a prior course, on the same kind of structure."""
+    if role in course.dvhs:
+        return course.dvhs[role].metric(rule.metric)
+    if parse_metric(rule.metric).kind == "max":  # type: ignore[arg-type]
+        return course.point_max.get(role)
+    return None
+
+
+def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, ab: float,
+               needs_priors: bool) -> TargetResult:
+    dvh, problem = target_dvh(target, rule, ctx)
+    if problem is not None:
+        return problem
+    if not dvh.fully_covered:
+        return TargetResult(target, "NOT_EVALUATED", f"only {dvh.covered_fraction:.1%} of "
+                            f"{target.label!r} lies inside the dose grid: this course's "
+                            f"{rule.metric} unknown", code=F.NOT_COVERED)
+    this = dvh.metric(rule.metric)
+    convert = bed if rule.quantity in ("cumulative_bed_max", "each_course_bed_max") else eqd2
+    word = "BED" if convert is bed else "EQD2"
+    courses = [{"course": "this plan", "structure": target.label, "role": target.role,
+                "dose_gy": this, "fractions": n, "value_gy": float(convert(this, n, ab)),
+                "quantity": word}]
+    parts = [f"this course {this:.2f} Gy in {fx(n)} -> {courses[0]['value_gy']:.2f} Gy"]
+    if needs_priors:
+        for p in ctx.priors:
+            value = _course_value(rule, p, target.role)
+            if value is None or not p.fractions:
+                return TargetResult(target, "NOT_EVALUATED", f"{p.label}: {rule.metric} of the "
+                                    f"{target.role} unknown" + (f" ({'; '.join(p.notes)})"
+                                                               if p.notes else ""),
+                                    code=F.PRIOR_UNKNOWN, missing=f"prior_{target.role}_dose")
+            v = float(convert(value, p.fractions, ab))
+            courses.append({"course": p.label, "structure": p.structures.get(target.role),
+                            "role": target.role, "dose_gy": value, "fractions": p.fractions,
+                            "value_gy": v, "quantity": word})
+            parts.append(f"{p.label} {value:.2f} Gy in {fx(p.fractions)} -> {v:.2f} Gy")
+    total = sum(c["value_gy"] for c in courses)
+    conv = f"{word} at alpha/beta {ab:g} Gy (LQ, each course with its own dose per fraction)"
+    quantity = rule.quantity
+    if quantity in ("course_eqd2_max",):
+        value, text = courses[0]["value_gy"], f"{conv}: {parts[0]}"
+    elif quantity in ("cumulative_eqd2_max", "cumulative_bed_max"):
+        value = total
+        text = f"{conv}: " + " + ".join(parts) + f" = {total:.2f} Gy (sum of maxima: an upper bound)"
+    elif quantity == "each_course_bed_max":
+        top = max(courses, key=lambda c: c["value_gy"])
+        value, text = top["value_gy"], f"{conv}: " + "; ".join(parts) + f"; largest: {top['course']}"
+    else:  # course_share
+        value = courses[0]["value_gy"] / total if total > 0 else 0.0
+        text = f"{conv}: {courses[0]['value_gy']:.2f} / {total:.2f} Gy = {value:.3f}"
+    status = limit.status(value, rule.severity)
+    band = " (no-consensus band)" if status == "WARN" else ""
+    details = {"courses": courses}
+    if quantity in ("cumulative_eqd2_max", "course_share"):
+        details["cumulative_eqd2_gy"] = total
+    if quantity == "cumulative_bed_max":
+        details["cumulative_bed_gy"] = total
+    return TargetResult(target, status, f"{target.label!r}: {text}; required "
+                        f"{limit.label(rule.unit)}{band}", value, details=details)
