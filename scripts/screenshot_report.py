@@ -87,11 +87,11 @@ def check_args(out_dir: Path) -> tuple[list[str], Path]:
 
 
 def rtcheck(*args: str) -> subprocess.CompletedProcess:
-    """Run the rtcheck CLI; exit codes 0/1/3/4 are verdicts, anything else is a failure."""
+    """Run the rtcheck CLI; exit codes 0/1/3/4/5 are verdicts, anything else is a failure."""
     cli = shutil.which("rtcheck")
     cmd = [cli] if cli else [sys.executable, "-c", "from rtcheck.cli import main; main()"]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True)
-    if proc.returncode not in (0, 1, 3, 4):
+    if proc.returncode not in (0, 1, 3, 4, 5):
         sys.exit(f"rtcheck {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
 

@@ -41,7 +41,7 @@ def make_plan(folder: Path, patient: str, label: str, kind: str = "pass", *,
               ct_slices: int = 0, **parts) -> dict:
     """A spine SBRT plan (27 Gy/3, rtcheck.synthetic) whose analytic cord maximum is 17 Gy
     ("pass") or 23 Gy ("fail") against the 20.3 Gy limit; CT slices without extension
-    beside it."""
+    beside it. The cord alone is contoured (``benchmarks/batch.py``'s spine_datasets)."""
     out = bench.write_spine_plan(folder, kind, patient_id=patient, label=label, **parts)
     for k in range(ct_slices):
         write_ct_slice(folder / f"CT{k:03d}", patient)
@@ -171,15 +171,18 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     by_label = {r["plan_label"]: r for r in records if r["plan_label"]}
     assert by_label["OK"]["verdict"] == "PASS"
     assert by_label["HOT"]["verdict"] == "FAIL"
-    cord = next(f for f in by_label["HOT"]["findings"] if f["role"] == "spinal_cord")
-    assert cord["status"] == "FAIL"
+    cord = next(f for f in by_label["HOT"]["findings"] if f["rule"] == "sbrt-cord-dmax")
+    assert cord["status"] == "FAIL" and cord["code"] == "evaluated"
+    assert (cord["structure"], cord["role"], cord["stands_for"]) == (
+        "SpinalCord", "spinal_cord", "thecal_sac")
     assert cord["value"] == pytest.approx(bench.CORD_DMAX_GY["fail"], abs=0.2)
-    for label, missing in (("NODOSE", ["RTDOSE"]), ("NOSTRUCT", ["RTSTRUCT"])):
+    for label, missing, code in (("NODOSE", ["RTDOSE"], "no_dose"),
+                                 ("NOSTRUCT", ["RTSTRUCT"], "structure_missing")):
         rec = by_label[label]
         assert rec["missing"] == missing
         assert rec["verdict"] == "NOT_EVALUATED"  # the cord rule cannot be evaluated
-        assert any(f["status"] == "NOT_EVALUATED" and f["role"] == "spinal_cord"
-                   for f in rec["findings"])
+        cord = next(f for f in rec["findings"] if f["rule"] == "sbrt-cord-dmax")
+        assert (cord["status"], cord["code"]) == ("NOT_EVALUATED", code)
     assert by_label["CUTDOSE"]["verdict"] == "ERROR"
     assert str(made["cutdose"]["dose"]) in by_label["CUTDOSE"]["error"]
     bad_files = [r for r in records if r["plan_uid"] is None]
@@ -203,8 +206,34 @@ def test_without_facts_the_rules_that_need_them_are_not_evaluated(tmp_path):
     status = {f["rule"]: f["status"] for f in rec["findings"]}
     assert status["sbrt-cord-dmax"] == "PASS"
     assert status["facts.indication"] == status["facts.site"] == "NOT_EVALUATED"
+    rules = [f["rule"] for f in rec["findings"]]
+    assert len(rules) == len(set(rules))  # each missing fact reported once
     indication = next(f for f in rec["findings"] if f["rule"] == "facts.indication")
     assert "fractionation.oligometastatic" in indication["reason"]
+    # typed like the checker's findings: the code and the fact that was missing
+    assert (indication["code"], indication["missing"], indication["kind"]) == (
+        "fact_missing", "indication", "facts")
+    site = next(f for f in rec["findings"] if f["rule"] == "facts.site")
+    assert (site["code"], site["missing"]) == ("fact_missing", "site")
+    assert rec["notes"] and all({"code", "message"} <= set(n) for n in rec["notes"])
+
+
+def test_facts_not_given_reads_typed_skips_only():
+    """The skips' typed code and ``needs`` decide, never the words of their reasons."""
+    skipped = [
+        {"rule": "a", "code": "fact_missing", "needs": "indication", "reason": "whatever"},
+        {"rule": "b", "code": "fact_missing", "needs": "site", "reason": ""},
+        # a reason naming --indication but not a missing fact: not turned into a finding
+        {"rule": "c", "code": "not_requested", "needs": None,
+         "reason": "indication pain not requested (--indication oligometastatic)"},
+        {"rule": "d", "code": "fact_missing", "needs": "indication", "reason": "x"},
+    ]
+    got = {f["rule"]: f for f in B.facts_not_given(skipped, {"site": "spine"})}
+    assert set(got) == {"facts.indication"}
+    assert "a, d not evaluated" in got["facts.indication"]["reason"]
+    assert got["facts.indication"]["status"] == "NOT_EVALUATED"
+    # a fact the checker already reported is not reported twice
+    assert B.facts_not_given(skipped, {}, reported=["indication", "site"]) == []
 
 
 # --------------------------------------------------------------------------------------
@@ -439,12 +468,62 @@ def test_a_bad_facts_value_is_a_usage_error_before_any_output(tmp_path):
 
 
 @pytest.mark.parametrize("counts, code", [
-    ({"PASS": 3}, 0), ({"PASS": 1, "NOT_EVALUATED": 2}, 0), ({"FAIL": 1, "PASS": 1}, 1),
-    ({"ERROR": 1}, 4), ({"ERROR": 1, "FAIL": 2}, 4)])
+    ({"PASS": 3}, 0), ({"PASS": 2, "REVIEW": 1}, 5), ({"PASS": 1, "NOT_EVALUATED": 2}, 3),
+    ({"REVIEW": 1, "NOT_EVALUATED": 1}, 3), ({"FAIL": 1, "PASS": 1}, 1),
+    ({"FAIL": 1, "NOT_EVALUATED": 3, "REVIEW": 1}, 1), ({"ERROR": 1}, 4),
+    ({"ERROR": 1, "FAIL": 2}, 4), ({"ERROR": 1, "PASS": 2}, 4),
+    ({}, 3),  # nothing checked: never PASS
+    ({"PASS": 1, "SOMETHING_NEW": 1}, 3)])  # a verdict rtcheck does not know: not a PASS
 def test_exit_codes(counts, code):
     s = B.BatchSummary()
     s.counts.update(counts)
     assert s.exit_code == code
+
+
+def test_resumed_exit_code_counts_earlier_records_the_same_way():
+    s = B.BatchSummary()
+    s.earlier.update({"REVIEW": 2})
+    s.counts.update({"PASS": 3})
+    assert s.exit_code == 5
+    s.earlier.update({"NOT_EVALUATED": 1})
+    assert s.exit_code == 3
+    assert "REVIEW 2" in s.render() and "NOT_EVALUATED 1" in s.render()
+
+
+def test_batch_exit_code_review_not_evaluated_fail_error(tmp_path):
+    """One archive, grown between runs continued with --resume (the exit code answers for
+    the whole output): REVIEW + PASS exits 5; a plan without facts (NOT_EVALUATED) 3; a FAIL
+    with that NOT_EVALUATED 1; an unreadable file (ERROR) 4."""
+    root = tmp_path / "archive"
+    out = tmp_path / "results.jsonl"
+    facts = tmp_path / "facts.csv"
+    # T6 lies within C5-T10: the oesophagus warning is a WARN -> REVIEW; L2: every rule PASS
+    facts.write_text("patient_id,indication,site,vertebral_level\n"
+                     "REV,oligometastatic,spine,T6\nOK1,oligometastatic,spine,L2\n"
+                     "OK2,oligometastatic,spine,L2\nHOT,oligometastatic,spine,L2\n")
+    for patient in ("REV", "OK1", "OK2"):
+        make_plan(root / patient, patient, f"L{patient}", "pass")
+    args = ["batch", str(root), "-o", str(out), "--jobs", "1", "--quiet",
+            "--indication-from", str(facts)]
+
+    def run(*extra: str) -> tuple[int, dict[str, str]]:
+        r = CliRunner().invoke(main, [*args, *extra])
+        return r.exit_code, {rec["patient_id"] or "file": rec["verdict"]
+                             for rec in read_jsonl(out)}
+
+    code, verdicts = run()
+    assert verdicts == {"REV": "REVIEW", "OK1": "PASS", "OK2": "PASS"}
+    assert code == 5
+    make_plan(root / "NOFACTS", "NOFACTS", "LNOFACTS", "pass")
+    code, verdicts = run("--resume")
+    assert verdicts["NOFACTS"] == "NOT_EVALUATED" and code == 3
+    make_plan(root / "HOT", "HOT", "LHOT", "fail")
+    code, verdicts = run("--resume")
+    assert verdicts["HOT"] == "FAIL" and code == 1
+    (root / "broken.dcm").write_bytes(b"DICM" + bytes(200))
+    code, verdicts = run("--resume")
+    assert verdicts["file"] == "ERROR" and code == 4
+    assert len(verdicts) == 6
 
 
 def test_progress_lines_and_bar():
@@ -490,5 +569,5 @@ def test_cli_usage_errors(tmp_path):
 def test_cli_empty_archive(tmp_path):
     (tmp_path / "a").mkdir()
     r = CliRunner().invoke(main, ["batch", str(tmp_path / "a"), "-o", str(tmp_path / "r.jsonl")])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # nothing was checked: NOT_EVALUATED, never PASS
     assert "0 plans checked" in r.output

@@ -129,8 +129,6 @@ def dvhs() -> list[DVH]:
 
 
 def render(result, dvhs, **kw) -> str:
-    kw.setdefault("reirradiation", {"prior_eqd2_gy": 37.5, "new_eqd2_gy": 18.1,
-                                    "alpha_beta": 2.0, "structure": "SpinalCord"})
     kw.setdefault("protocols", [{"id": "bone-metastases-2026", "version": "2026 (12th edition)",
                                  "title": "Bone metastases", "sha256": "ab" * 32}])
     kw.setdefault("checked_at", "2026-03-03T10:00:00+01:00")
@@ -167,10 +165,11 @@ def test_report_parses_holds_findings_and_plots(result, dvhs):
         assert f["rule"] in rules
     # the verdict, in words, near the top
     assert doc.index("\u2716 FAIL") < doc.index("<h2>Findings</h2>")
-    # two inline SVG plots (DVH, EQD2) with the cord's limit marker in the DVH legend
-    assert len(re.findall(r"<svg\b", doc)) == 2
+    # one inline SVG plot (the DVH) with the cord's limit marker in its legend; the only
+    # re-irradiation rule was not evaluated: no re-irradiation panel, its limit not drawn
+    assert len(re.findall(r"<svg\b", doc)) == 1
     assert "SpinalCord Dmax limit 20.3 Gy: FAIL" in doc
-    assert "Re-irradiation" in doc and "25 Gy" in doc and "70 Gy" in doc
+    assert "<h2>Re-irradiation" not in doc
     # QA footer
     assert "ab" * 32 in doc and "2026 (12th edition)" in doc and "2026-03-03T10:00:00" in doc
     from rtcheck import __version__
@@ -186,14 +185,16 @@ def test_report_references_nothing_outside_itself(result, dvhs):
 def test_png_embedding_is_a_png(result, dvhs):
     p = parse(render(result, dvhs, plot_format="png"))
     srcs = [a["src"] for tag, a in p.tags if tag == "img"]
-    assert len(srcs) == 2
+    assert len(srcs) == 1
     for s in srcs:
         assert s.startswith("data:image/png;base64,")
         assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_svg_ids_are_unique_across_plots(result, dvhs):
+    result["findings"] += reirradiation_findings()
     doc = render(result, dvhs)
+    assert len(re.findall(r"<svg\b", doc)) == 2
     ids = re.findall(r'\bid="([^"]+)"', doc)
     assert len(ids) == len(set(ids))
     # every internal reference points at an id of the page
@@ -286,15 +287,22 @@ def test_limit_markers_at_their_points():
                    ("PASS", 15.0, 40.0, None), ("PASS", 11.0, None, None)]
 
 
-def test_reirradiation_values_defaults_and_sum():
-    from rtcheck.plotting import reirradiation_values
+def test_reirradiation_items_only_from_evaluated_findings():
+    from rtcheck.plotting import reirradiation_items
 
-    v = reirradiation_values({"prior_courses": [{"label": "30 Gy/10", "eqd2_gy": 30.0},
-                                                {"label": "20 Gy/5", "eqd2_gy": 12.0}],
-                              "new_eqd2_gy": 18.0})
-    assert v["prior_eqd2_gy"] == 42.0 and v["cumulative_eqd2_gy"] == 60.0
-    assert v["share"] == pytest.approx(0.3)
-    assert (v["course_limit_gy"], v["cumulative_limit_gy"], v["share_limit"]) == (25, 70, 0.5)
+    fs = reirradiation_findings()
+    items = {i.rule: i for i in reirradiation_items(fs)}
+    # the interval is not a dose, the NOT_EVALUATED rule did not run: neither is drawn
+    assert set(items) == {"reirradiation.cumulative-cord-eqd2", "reirradiation.course-cord-eqd2",
+                          "reirradiation.course-share"}
+    cum = items["reirradiation.cumulative-cord-eqd2"]
+    assert (cum.limit, cum.operator, cum.warn_up_to) == (63.0, "<", 68.0)  # the finding's own
+    assert cum.courses == (("this plan", 50.5), ("prior 30Gy/10", 39.5))
+    assert cum.structure == "SpinalCord" and cum.stands_for == "thecal_sac"
+    assert "for the thecal_sac" in cum.where
+    share = items["reirradiation.course-share"]
+    assert share.limit_gy == pytest.approx(0.4 * 90.0)  # ratio x cumulative EQD2
+    assert items["reirradiation.course-cord-eqd2"].limit_gy == 22.0
 
 
 def test_report_without_dvh_or_reirradiation(result):
@@ -314,18 +322,24 @@ def test_batch_index_sorted_by_verdict_and_links_local():
          "findings": [finding("sbrt-cord-dmax", "FAIL")]},
         {"key": "k4", "plan_label": "D", "patient_id": "P4", "verdict": "NOT_EVALUATED",
          "findings": [finding("reirr", "NOT_EVALUATED")]},
+        {"key": "k5", "plan_label": "E", "patient_id": "P5", "verdict": "REVIEW",
+         "findings": [finding("esophagus-c5-t10", "WARN"), finding("cord", "PASS")]},
     ]
-    links = {"k1": "0001-A.html", "k3": "0003-C.html", "k4": "0004-D.html"}
+    links = {"k1": "0001-A.html", "k3": "0003-C.html", "k4": "0004-D.html", "k5": "0005-E.html"}
     doc = render_batch_index(records, links)
     p = parse(doc)
-    labels = [t for tag, t in p.texts if tag == "td" and t in "ABCD" and len(t) == 1]
-    assert labels == ["B", "C", "D", "A"]  # ERROR, FAIL, NOT_EVALUATED, PASS without JS
+    labels = [t for tag, t in p.texts if tag == "td" and t in "ABCDE" and len(t) == 1]
+    # ERROR, FAIL, NOT_EVALUATED, REVIEW, PASS without JS
+    assert labels == ["B", "C", "D", "E", "A"]
     hrefs = [a["href"] for tag, a in p.tags if tag == "a"]
-    assert hrefs == ["0003-C.html", "0004-D.html", "0001-A.html"]
+    assert hrefs == ["0003-C.html", "0004-D.html", "0005-E.html", "0001-A.html"]
     assert all(not EXTERNAL.match(h) and not h.startswith("/") for h in hrefs)
     assert "&lt;bad&gt;" in doc and "sbrt-cord-dmax" in doc
     assert "addEventListener('click'" in doc  # sortable with script
-    assert "1 ERROR, 1 FAIL, 1 NOT EVALUATED, 1 PASS" in doc
+    assert "1 ERROR, 1 FAIL, 1 NOT EVALUATED, 1 REVIEW, 1 PASS" in doc
+    review = next(r for r in doc.split("<tr")[1:] if "0005-E.html" in r)
+    assert 'class="REVIEW"' in review and "\u26a0 REVIEW" in review
+    assert "esophagus-c5-t10" in review  # a REVIEW names its WARN rules
 
 
 def test_save_dvh_plot_png(tmp_path, dvhs):
@@ -365,40 +379,144 @@ def test_cli_dvh_plot(tmp_path):
     assert bad.exit_code == 2 and "rtcheck: error:" in bad.output
 
 
-def test_reirradiation_panel_read_from_findings():
-    from rtcheck.report import reirradiation_from_result
+def reirradiation_findings() -> list[dict]:
+    """Typed re-irradiation findings as the checker writes them, with limits that are on
+    purpose not the referential's (a panel that drew its own constants would show 70/25/0.5),
+    and the cord standing in for the thecal sac."""
+    courses = [{"course": "this plan", "structure": "SpinalCord", "role": "spinal_cord",
+                "dose_gy": 21.8, "fractions": 3, "value_gy": 50.5, "quantity": "EQD2"},
+               {"course": "prior 30Gy/10", "structure": "SpinalCord", "role": "spinal_cord",
+                "dose_gy": 31.0, "fractions": 10, "value_gy": 39.5, "quantity": "EQD2"}]
 
-    courses = [{"course": "this plan", "cord_dmax_gy": 21.8, "fractions": 3, "eqd2_gy": 50.5},
-               {"course": "prior 30Gy/10", "cord_dmax_gy": 31.0, "fractions": 10,
-                "eqd2_gy": 39.5}]
-
-    def reirr(rule, metric, value, limit, unit="Gy", details=None):
-        f = finding(rule, "FAIL", "SpinalCord", metric, value, limit, unit=unit,
+    def reirr(rule, status, metric, value, limit, operator, quantity, unit="Gy", **details):
+        f = finding(rule, status, "SpinalCord", metric, value, limit, unit=unit,
                     alpha_beta=2.0, model="LQ", role="spinal_cord")
-        f.update(kind="reirradiation", details=details or {"courses": courses})
+        f.update(kind="reirradiation", operator=operator, stands_for="thecal_sac",
+                 code="evaluated", missing=None,
+                 evaluated=[{"structure": "SpinalCord", "role": "spinal_cord",
+                             "stands_for": "thecal_sac", "value": value, "status": status,
+                             "code": "evaluated"}],
+                 details={"quantity": quantity, **details})
         return f
 
-    result = {"verdict": "FAIL", "findings": [
-        reirr("reirradiation.cumulative-cord-eqd2", "cumulative EQD2 of Dmax", 90.0, 70.0,
-              details={"courses": courses, "cumulative_eqd2_gy": 90.0}),
-        reirr("reirradiation.course-cord-eqd2", "EQD2 of Dmax, this course", 50.5, 25.0),
-        reirr("reirradiation.course-share", "this course / cumulative", 0.561, 0.5, "ratio"),
+    return [
+        reirr("reirradiation.cumulative-cord-eqd2", "FAIL", "cumulative EQD2 of Dmax", 90.0,
+              63.0, "<", "cumulative_eqd2_max", courses=courses, cumulative_eqd2_gy=90.0,
+              warn_up_to=68.0),
+        reirr("reirradiation.course-cord-eqd2", "FAIL", "EQD2 of Dmax, this course", 50.5,
+              22.0, "<", "course_eqd2_max", courses=courses[:1]),
+        reirr("reirradiation.course-share", "FAIL", "this course / cumulative", 0.561, 0.4,
+              "<=", "course_share", unit="ratio", courses=courses, cumulative_eqd2_gy=90.0),
         {**finding("reirradiation.interval", "PASS", None, "interval", 12.0, 5.0,
-                   unit="months"), "kind": "reirradiation"},
-    ]}
-    v = reirradiation_from_result(result)
-    assert v["new_eqd2_gy"] == 50.5 and v["cumulative_eqd2_gy"] == 90.0
-    assert v["prior_courses"] == [{"label": "prior 30Gy/10", "eqd2_gy": 39.5}]
-    assert (v["course_limit_gy"], v["cumulative_limit_gy"], v["share_limit"]) == (25.0, 70.0, 0.5)
-    assert (v["interval_months"], v["interval_limit_months"]) == (12.0, 5.0)
-    assert v["alpha_beta"] == 2.0 and v["structure"] == "SpinalCord"
+                   unit="months"), "kind": "reirradiation", "operator": ">=",
+         "details": {"quantity": "interval_months"}},
+        # a rule that did not run: its limit (98 Gy) must appear nowhere in the panel
+        {**finding("reirradiation.conventional-course-bed", "NOT_EVALUATED", None,
+                   "largest single-course BED of Dmax", None, 98.0),
+         "kind": "reirradiation", "operator": "<=", "code": "fractions_unknown",
+         "details": {}},
+    ]
+
+
+def test_reirradiation_panel_read_from_findings():
+    result = {"verdict": "FAIL", "findings": reirradiation_findings()}
     doc = render_html(result)
-    assert "Re-irradiation: cord EQD2" in doc and "BEYOND limit" in doc
-    # no prior course given: no panel
-    nothing = {"findings": [finding("reirradiation.course-cord-eqd2", "NOT_EVALUATED",
-                                    None, "Dmax", None, 25.0)]}
-    assert reirradiation_from_result(nothing) is None
-    assert "Re-irradiation: cord EQD2" not in render_html(nothing)
+    p = parse(doc)
+    section = doc[doc.index("<h2>Re-irradiation"):doc.index("<footer")].replace("<wbr>", "")
+    assert "<h2>Re-irradiation: EQD2 over the courses</h2>" in section
+    # drawn with each finding's own limit, never a constant of the renderer
+    assert "&lt; 63 Gy" in section and "&lt; 22 Gy" in section and "0.4 x cumulative" in section
+    assert "WARN band 63-68 Gy" in section
+    for constant in ("70 Gy", "25 Gy", "0.5 x"):
+        assert constant not in section, constant
+    # the rule that did not run: listed as not evaluated, its limit neither drawn nor judged
+    assert "reirradiation.conventional-course-bed" in section
+    assert not re.search(r"98(\.0)? Gy|\b98\b(?!\.\d)", re.sub(r"<svg.*?</svg>", "", section,
+                                                                flags=re.S))
+    assert "98 Gy" not in section
+    assert "BEYOND" not in doc
+    # the structure the EQD2 was read on, and what it stood in for
+    assert "SpinalCord (spinal_cord, for the thecal_sac)" in section
+    assert "stands for thecal_sac" in section
+    # the statuses in the panel's table are the findings' own
+    statuses = [t for tag, t in p.texts if tag == "td" and t.endswith(("FAIL", "PASS",
+                                                                      "EVALUATED"))]
+    assert statuses.count("\u2716 FAIL") >= 3
+    # no evaluated re-irradiation rule: no panel
+    nothing = {"findings": [{**finding("reirradiation.course-cord-eqd2", "NOT_EVALUATED",
+                                       None, "Dmax", None, 25.0), "kind": "reirradiation"}]}
+    assert "<h2>Re-irradiation" not in render_html(nothing)
+
+
+def test_reirradiation_figure_legend_inside_the_image():
+    """The saved image holds the whole legend: every artist's extent lies inside it."""
+    from rtcheck.plotting import reirradiation_figure, reirradiation_items
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = reirradiation_figure(reirradiation_items(reirradiation_findings()))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.x0 >= box.x0 and legend.y0 >= box.y0
+    assert legend.x1 <= box.x1 and legend.y1 <= box.y1
+    for ax in fig.axes:
+        for label in ax.get_xticklabels():
+            ext = label.get_window_extent(renderer)
+            assert ext.y0 >= legend.y1 - 1  # tick labels above the legend, not under it
+
+
+def test_review_verdict_notes_and_stand_ins(result, dvhs):
+    result["verdict"] = "REVIEW"
+    result["exit_code"] = 5
+    result["findings"] = [f for f in result["findings"] if f["status"] in ("PASS", "WARN")]
+    result["findings"][0].update(stands_for="thecal_sac", evaluated=[
+        {"structure": "Esophagus", "role": "esophagus", "stands_for": None, "value": 18.0,
+         "status": "WARN", "code": "evaluated"},
+        {"structure": "Esoph_PRV", "role": "esophagus_prv", "stands_for": None, "value": 19.5,
+         "status": "WARN", "code": "evaluated"}])
+    result["notes"] = [{"code": "technique", "message": "SBRT by rtcheck's criterion",
+                        "structure": None},
+                       {"code": "surrogate", "message": "stood in for the thecal_sac",
+                        "structure": "SpinalCord"}]
+    result["warnings"] = ["SBRT by rtcheck's criterion", "SpinalCord: stood in for the thecal_sac",
+                          "a batch note not among the notes"]
+    result["facts"] = {"technique": "sbrt", "technique_how": "criterion",
+                       "technique_text": "SBRT by rtcheck's criterion (27 Gy/3)", "site": "spine"}
+    result["skipped"] = [
+        {"rule": "fractionation.pain", "code": "fact_missing", "needs": "indication",
+         "reason": "needs the indication"},
+        {"rule": "sbrt-range.sacrum", "code": "not_requested", "needs": None,
+         "reason": "site sacrum not requested"}]
+    doc = render(result, dvhs)
+    p = parse(doc)
+    assert 'class="verdict verdict-REVIEW"' in doc and "\u26a0 REVIEW" in doc
+    assert "WARN finding(s) need clinical judgement" in doc and "Exit code 5." in doc
+    # notes with their codes, and the warning no note says; none twice
+    codes = [t for tag, t in p.texts if tag == "td" and t in ("technique", "surrogate")]
+    assert codes == ["technique", "surrogate"]
+    assert doc.count("a batch note not among the notes") == 2  # table + embedded JSON
+    assert doc.count("stood in for the thecal_sac") == 3  # note, warning and JSON copies
+    assert "stands for thecal_sac" in doc and "Esoph_PRV (esophagus_prv): WARN 19.50" in doc
+    assert "Technique: sbrt</b> (decided: criterion)" in doc
+    assert "needs <b>indication</b>" in doc and "[not_requested]" in doc
+    css = re.search(r"<style>(.*?)</style>", doc, re.S).group(1)
+    assert ".verdict-REVIEW" in css and "dotted" in css.split(".verdict-REVIEW")[1][:80]
+
+
+def test_status_column_fits_not_evaluated():
+    """The findings table is fixed-layout: the status column must hold "? NOT EVALUATED"
+    on at most two lines (it may wrap between the words, never inside one)."""
+    from rtcheck.report import CSS, FINDINGS_COLUMNS
+
+    assert sum(FINDINGS_COLUMNS) == 100
+    status_pct = FINDINGS_COLUMNS[6]
+    # the page's content is at most 1150 - 2 x 14 px wide; "EVALUATED" in bold 14 px is
+    # about 80 px, plus padding 2 x 6 px and the 5 px border
+    assert status_pct / 100 * (1150 - 28) >= 80 + 12 + 5
+    assert "table.findings td.status { white-space: normal" in CSS
 
 
 def test_render_check_report_of_a_loaded_plan(result, tmp_path):
@@ -436,14 +554,16 @@ def dicom_plan(tmp_path_factory) -> Path:
     who = {"patient_id": PATIENT_ID, "patient_name": PATIENT_NAME}
     frame = syn.make_uid("test-report", "frame")
     zs = syn.planes(-20.0, 20.0, 2.0)
+    # the cord extends 10 mm beyond the target on both sides (the cord rules ask for 5 mm)
     ss = syn.structure_set_dataset(
         [syn.ROI("PTV", syn.cylinder(0, 0, 10, zs), roi_type="PTV"),
-         syn.ROI("SpinalCord", syn.cylinder(0, 20, 5, zs))], frame_uid=frame, **who)
+         syn.ROI("SpinalCord", syn.cylinder(0, 20, 5, syn.planes(-30.0, 30.0, 2.0)))],
+        frame_uid=frame, **who)
     plan = syn.plan_dataset("SPINE T6", 3, 27.0, structure_set_uid=ss.SOPInstanceUID,
                             frame_uid=frame, plan_uid=PLAN_UID, **who)
     dose = syn.dose_dataset_from_function(
         lambda x, y, z: 28.0 * np.exp(-np.maximum(np.hypot(x, y) - 10.0, 0.0) / 10.0),
-        (-30.0, -30.0, -24.0), (30.0, 30.0, 24.0), (2.0, 2.0, 2.0),
+        (-30.0, -30.0, -34.0), (30.0, 30.0, 34.0), (2.0, 2.0, 2.0),
         plan_uid=plan.SOPInstanceUID, frame_uid=frame, **who)
     for ds, name in ((plan, "RP.dcm"), (ss, "RS.dcm"), (dose, "RD.dcm")):
         syn.write(ds, folder / name)
@@ -473,7 +593,7 @@ def test_cli_check_deidentify_every_format(dicom_plan, tmp_path, fmt):
         assert json.loads(text)["verdict"] == "FAIL"
     if fmt == "html":
         assert_self_contained(text, parse(text))
-        assert "<svg" in text and "Re-irradiation: cord EQD2" in text
+        assert "<svg" in text and "<h2>Re-irradiation: EQD2 over the courses</h2>" in text
 
 
 def test_cli_batch_report_dir_and_index(dicom_plan, tmp_path):

@@ -15,8 +15,14 @@ is missing; a file that claims to be DICOM but cannot be read becomes an ERROR r
 own; doses and structure sets without a plan are listed in the summary.
 
 *Facts* DICOM does not hold (indication, site, vertebral level, prior courses) come from an
-optional CSV/JSON keyed by plan UID or patient ID. A rule skipped only because such a fact
-is missing is reported NOT_EVALUATED in a batch, never PASS.
+optional CSV/JSON keyed by plan UID or patient ID. A rule the checker skipped because such a
+fact was not given (its typed skip: ``code == "fact_missing"``, ``needs``) is reported
+NOT_EVALUATED in a batch (one ``facts.<fact>`` finding per missing fact), never PASS.
+
+*Verdicts* of a record are the checker's (PASS, REVIEW, NOT_EVALUATED, FAIL: see
+:mod:`rtcheck.findings`), raised to NOT_EVALUATED when a fact is missing, or ERROR for a plan
+that could not be read or checked. The batch's exit code is 4 when any record is ERROR, else
+the exit code of the worst verdict over every record of the output (resumed runs included).
 
 *Workers* run :func:`check_one` on one plan at a time and return a plain JSON-able record;
 any exception becomes an ERROR record naming the file and the problem. A worker process
@@ -44,7 +50,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -60,13 +65,33 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any
 
+from rtcheck import findings as F
 from rtcheck.errors import InputError, RTCheckError
 
-#: Verdicts of a batch record, in report order.
-VERDICTS = ("PASS", "FAIL", "NOT_EVALUATED", "ERROR")
+#: Verdicts of a batch record, lowest first: the checker's levels, then ERROR (a plan or file
+#: that could not be read or checked).
+VERDICTS = (*F.VERDICTS, "ERROR")
 
-#: Exit codes of a batch (also in the README): FAIL and ERROR together give 4.
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 4
+#: Exit codes of a batch (also in the README): 4 when any record is ERROR, else the worst
+#: verdict's code (findings.EXIT_CODES): PASS 0, FAIL 1, NOT_EVALUATED 3, REVIEW 5; 2 usage.
+EXIT_OK, EXIT_FAIL = F.EXIT_CODES["PASS"], F.EXIT_CODES["FAIL"]
+EXIT_NOT_EVALUATED, EXIT_REVIEW = F.EXIT_CODES["NOT_EVALUATED"], F.EXIT_CODES["REVIEW"]
+EXIT_USAGE, EXIT_ERROR = F.EXIT_BAD_INPUT, F.EXIT_ERROR
+
+
+def batch_exit_code(counts: Mapping[str, int]) -> int:
+    """The exit code of a batch whose records have these verdict counts.
+
+    4 when any record is ERROR; else the exit code of the worst verdict
+    (:func:`rtcheck.findings.worst_verdict`): FAIL 1 > NOT_EVALUATED 3 > REVIEW 5 > PASS 0. A
+    verdict rtcheck does not know (a foreign or older record) counts as NOT_EVALUATED, and a
+    batch without any record checked nothing: NOT_EVALUATED (3), never PASS.
+    """
+    present = [v for v, n in counts.items() if n]
+    if "ERROR" in present:
+        return EXIT_ERROR
+    levels = [v if v in F.VERDICTS else "NOT_EVALUATED" for v in present]
+    return F.EXIT_CODES[F.worst_verdict(levels)]
 
 #: Extensions that claim to be DICOM: such a file that cannot be read is reported even when
 #: its bytes do not look like DICOM at all.
@@ -486,7 +511,7 @@ def _record(key: str, files: list[str], **fields: Any) -> dict[str, Any]:
     """A record with every field of the schema, in order (README: ``rtcheck batch`` output)."""
     rec = {"key": key, "plan_uid": None, "patient_id": None, "plan_label": None, "files": files,
            "missing": [], "facts": None, "plan": None, "verdict": None, "error": None,
-           "findings": [], "warnings": [], "seconds": None}
+           "findings": [], "notes": [], "warnings": [], "seconds": None}
     rec.update(fields)
     return rec
 
@@ -608,38 +633,36 @@ def validate_facts(table: FactsTable, protocols: Iterable[str]) -> None:
                 raise InputError(f"{where}: {exc.message}", table.path) from None
 
 
-#: A skipped rule whose reason names one of these options needs that fact (column).
-_NEEDS_FACT = re.compile(r"--(indication|site|vertebral-level)\b")
+def facts_not_given(skipped: Iterable[Mapping[str, Any]], given: Mapping[str, Any],
+                    reported: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """NOT_EVALUATED findings for the rules skipped because a fact was not given.
 
-
-def facts_not_given(skipped: Iterable[Mapping[str, str]], given: Mapping[str, Any]
-                    ) -> list[dict[str, Any]]:
-    """NOT_EVALUATED findings for the rules skipped only because a fact was not given.
-
-    Interactively, ``rtcheck check`` without ``--indication`` means the user did not ask for
-    the fractionation rules. In a batch the fact was simply not available, so those rules
-    are reported NOT_EVALUATED, one finding per missing fact listing the rules, never PASS.
+    Reads the typed skips of the check result (``code == "fact_missing"`` and ``needs``, the
+    fact that would select the rule), never their reasons. In a batch the fact was simply not
+    available, so those rules are reported NOT_EVALUATED, one finding ``facts.<fact>`` per
+    missing fact listing the rules, never PASS. Facts in ``reported`` (the checker already
+    gave their ``facts.<fact>`` finding) get none here.
     """
+    done = set(reported)
     missing: dict[str, list[str]] = {}
     for item in skipped:
         need = item.get("needs")
-        if need is None:
-            m = _NEEDS_FACT.search(item.get("reason", ""))
-            need = m.group(1).replace("-", "_") if m else None
-        if need and CHECK_FACTS.get(need, (need,))[0] not in given:
+        if item.get("code") != F.FACT_MISSING or not need or need in done:
+            continue
+        if CHECK_FACTS.get(need, (need,))[0] not in given:
             missing.setdefault(need, []).append(item["rule"])
-    return [{"rule": f"facts.{need}", "protocol": None, "kind": "facts", "structure": None,
-             "role": None, "metric": None, "value": None, "limit": None, "operator": None,
-             "unit": None, "alpha_beta": "none", "model": None, "status": "NOT_EVALUATED",
-             "reason": f"{need} not given for this plan (--indication-from): "
-                       f"{', '.join(rules)} not evaluated",
-             "source": "rtcheck batch", "cites": [], "details": {}}
+    return [F.Finding(rule=f"facts.{need}", protocol=None, kind="facts",  # type: ignore[arg-type]
+                      status="NOT_EVALUATED", code=F.FACT_MISSING, missing=need,
+                      reason=f"{need} not given for this plan (--indication-from): "
+                             f"{', '.join(rules)} not evaluated",
+                      source="rtcheck batch").as_dict()
             for need, rules in missing.items()]
 
 
 def _evaluate(task: PlanTask) -> dict[str, Any]:
-    """Load the plan and run the checker; returns verdict, findings, warnings and the plan's
-    facts as the checker used them."""
+    """Load the plan and run the checker; returns verdict, findings, notes, warnings and the
+    plan's facts as the checker used them. A missing fact raises a PASS or REVIEW to
+    NOT_EVALUATED (a FAIL stays FAIL)."""
     from rtcheck.checker import check
     from rtcheck.dicom import load_plan
 
@@ -647,12 +670,16 @@ def _evaluate(task: PlanTask) -> dict[str, Any]:
     data = load_plan(group.files, plan=group.plan_uid)
     arguments = check_arguments(task.facts)
     out = check(data, protocols=load_protocols(task.protocols), **arguments).to_dict()
-    unevaluated = facts_not_given(out["skipped"], arguments)
+    reported = [f["missing"] for f in out["findings"]
+                if f.get("code") == F.FACT_MISSING and f.get("kind") == "facts"
+                and f.get("missing")]
+    unevaluated = facts_not_given(out["skipped"], arguments, reported)
     verdict = out["verdict"]
-    if unevaluated and verdict == "PASS":
-        verdict = "NOT_EVALUATED"
+    if unevaluated:
+        verdict = F.worst_verdict([verdict, "NOT_EVALUATED"])
     return {"verdict": verdict, "findings": out["findings"] + unevaluated,
-            "warnings": list(out["warnings"]), "plan": out["plan"]}
+            "notes": list(out["notes"]), "warnings": list(out["warnings"]),
+            "plan": out["plan"]}
 
 
 def check_one(task: PlanTask) -> dict[str, Any]:
@@ -669,6 +696,7 @@ def check_one(task: PlanTask) -> dict[str, Any]:
             out = _evaluate(task)
         rec["verdict"] = out["verdict"]
         rec["findings"] = out["findings"]
+        rec["notes"] = out["notes"]
         rec["plan"] = out["plan"]
         rec["warnings"] += out["warnings"] + [
             f"{w.category.__name__}: {w.message}" for w in caught]
@@ -831,8 +859,9 @@ def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str,
 # --------------------------------------------------------------------------------------
 
 #: CSV columns: one row per finding (a plan without findings still has one row).
-CSV_FINDING_FIELDS = ("rule", "structure", "role", "metric", "value", "limit", "unit",
-                      "alpha_beta", "model", "status", "reason", "source")
+CSV_FINDING_FIELDS = ("rule", "structure", "role", "stands_for", "metric", "value", "limit",
+                      "unit", "alpha_beta", "model", "status", "code", "missing", "reason",
+                      "source")
 CSV_COLUMNS = ("key", "plan_uid", "patient_id", "plan_label", "verdict", "error", "row", "rows",
                *CSV_FINDING_FIELDS, "seconds", "files", "missing", "warnings")
 
@@ -1126,15 +1155,13 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 no FAIL and no ERROR; 1 a FAIL; 4 an ERROR (also when there is a FAIL).
+        """4 when a record is ERROR, else the worst verdict's code: FAIL 1, NOT_EVALUATED 3,
+        REVIEW 5, PASS 0 (:func:`batch_exit_code`).
 
         A resumed batch answers for its whole output file, records of the killed run
-        included, so that the last run's exit code is the batch's.
+        included (counted by the same rule), so that the last run's exit code is the batch's.
         """
-        total = self.counts + self.earlier
-        if total["ERROR"]:
-            return EXIT_ERROR
-        return EXIT_FAIL if total["FAIL"] else EXIT_OK
+        return batch_exit_code(self.counts + self.earlier)
 
     def add(self, rec: dict) -> None:
         self.counts[rec["verdict"]] += 1

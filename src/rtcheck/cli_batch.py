@@ -88,8 +88,20 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
       rtcheck batch /archive -o results.jsonl --resume
       rtcheck batch /archive -o results.jsonl --scheduler tcp://10.0.0.5:8786
 
-    Exit codes: 0 no FAIL and no ERROR; 1 a plan FAILed; 2 bad usage or input;
-    4 a plan (or file) ERRORed, also when another FAILed; 130 interrupted.
+    Each record's verdict is the checker's (PASS, REVIEW, NOT_EVALUATED, FAIL: see
+    rtcheck check --help), except that a PASS or REVIEW becomes NOT_EVALUATED when a fact
+    some rules need was not given; ERROR is a plan or file that could not be read or
+    checked. The exit code answers for every record of OUTPUT
+    (earlier runs included with --resume): 4 if any is ERROR, else the worst verdict's:
+
+    \b
+    exit code  when
+    4          a plan or file is ERROR (whatever the others are)
+    1          else a plan is FAIL
+    3          else a plan is NOT_EVALUATED (or no plan was found)
+    5          else a plan is REVIEW (WARN findings for clinical judgement)
+    0          every plan is PASS
+    2          bad usage or input (nothing checked); 130 interrupted
     """
     if resume and overwrite:
         _fail("--resume and --overwrite contradict each other")

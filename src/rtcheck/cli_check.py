@@ -1,7 +1,11 @@
 """``rtcheck check``: a plan against the bone-metastasis rules (and any other protocol).
 
-Exit codes: 0 every rule evaluated and no FAIL; 1 a FAIL; 2 bad input; 3 no FAIL but a rule
-that applies could not be evaluated (or nothing applied).
+The renderers (table, CSV, JSON) read the typed result (:mod:`rtcheck.findings`): the verdict
+level, each finding's code, the fact that was missing, the structure that decided and the one
+it stood in for, the skipped rules by their code. None of them parses a ``reason`` sentence.
+
+Verdict levels and exit codes (:data:`rtcheck.findings.EXIT_CODES`): PASS 0, FAIL 1, bad
+input 2, NOT_EVALUATED 3, REVIEW 5 (4 is ``rtcheck batch``'s ERROR).
 """
 
 from __future__ import annotations
@@ -14,14 +18,32 @@ from pathlib import Path
 
 import click
 
-from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, check
+from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
 from rtcheck.cli_dvh import fail, load_from_cli
 from rtcheck.errors import InputError, RTCheckError
 from rtcheck.protocols import SITES
 from rtcheck.roles import parse_map_options
 
-CSV_COLUMNS = ("rule", "protocol", "structure", "role", "metric", "value", "limit", "operator",
-               "unit", "alpha_beta", "model", "status", "reason", "source")
+CSV_COLUMNS = ("rule", "protocol", "structure", "role", "stands_for", "metric", "value",
+               "limit", "operator", "unit", "alpha_beta", "model", "status", "code", "missing",
+               "reason", "source")
+#: One line per verdict level, for the table's last line.
+VERDICT_MEANING = {
+    "PASS": "every applicable rule evaluated and within its limit",
+    "REVIEW": "no FAIL and every applicable rule evaluated, but WARN finding(s) need "
+              "clinical judgement",
+    "NOT_EVALUATED": "no FAIL, but something that applies was not evaluated (or nothing "
+                     "applied)",
+    "FAIL": "a rule is beyond its limit",
+}
+#: Headings of the skipped rules, by Skip.code, in the order printed.
+SKIP_HEADINGS = {
+    "fact_missing": "Not evaluated for want of a fact DICOM does not hold (give it to apply "
+                    "them)",
+    "not_requested": "Not requested (another indication or site was given)",
+    "out_of_scope": "Out of scope for this plan",
+    "not_applicable": "Not applicable to this plan",
+}
 
 
 def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
@@ -52,7 +74,9 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
                    "reirradiation, oligometastatic.")
 @click.option("--site", type=click.Choice(SITES), help="Lesion site (SBRT prescription ranges).")
 @click.option("--technique", type=click.Choice(["sbrt", "conventional"]),
-              help="Course technique [default: from the indication; SBRT when only --site is given].")
+              help="Course technique [default: the indication's scheme the plan matches, "
+                   "else rtcheck's criterion on the dose per fraction; unknown otherwise, and "
+                   "the rules of both techniques apply].")
 @click.option("--vertebral-level", metavar="LEVEL", help="Lesion level, e.g. T4 or T3-T5 (oesophagus warning).")
 @click.option("--prior", "prior_paths", multiple=True, type=click.Path(exists=True),
               help="Prior course as DICOM (folder or files), repeatable.")
@@ -79,9 +103,26 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
                   alpha_beta, maps, roles_file, fmt, output, deidentify):
     """Check the plan in PATH against the protocols' rules.
 
+    Each rule that applies gives a finding: PASS, WARN (a band the source leaves to clinical
+    judgement), FAIL, or NOT_EVALUATED (it applies but could not be evaluated: structure
+    missing, dose grid too small, a fact DICOM does not hold not given...). The plan's
+    verdict is the highest level any finding reaches:
+
     \b
-    Exit codes: 0 all evaluated, no FAIL; 1 a FAIL; 2 bad input;
-                3 no FAIL but something that applies was NOT_EVALUATED.
+    verdict         meaning                                            exit code
+    PASS            every applicable rule evaluated and within limits  0
+    REVIEW          no FAIL, all evaluated, but a WARN finding         5
+                    needs clinical judgement
+    NOT_EVALUATED   no FAIL, but a rule that applies was not           3
+                    evaluated, or no rule applied at all
+    FAIL            a rule is beyond its limit                         1
+    (bad input or usage: exit code 2, one line on stderr, no report)
+
+    Levels rise from PASS to FAIL (FAIL > NOT_EVALUATED > REVIEW > PASS): a plan is
+    never PASS on a rule it could not evaluate. --format json gives the verdict, the
+    exit code and every finding's typed fields (code, missing fact, structure that
+    decided and what it stood in for).
+
     \b
     Examples:
       rtcheck check PLAN/ --indication pain
@@ -104,7 +145,8 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
                          list(protocols), deidentify)
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{result.verdict}: report written to {output}", err=True)
+        click.echo(f"{result.verdict} (exit code {result.exit_code}): report written to {output}",
+                   err=True)
     else:
         click.echo(text, nl=False)
     sys.exit(result.exit_code)
@@ -169,16 +211,38 @@ def _limit(f: Finding) -> str:
     return f"{f.operator} {f.limit:g}{unit}"
 
 
+def _where(f: Finding) -> str:
+    """``ThecalSac (thecal_sac)``, with ``(stands for thecal_sac)`` for a stand-in."""
+    where = f"{f.structure or '-'} ({f.role})" if f.role else (f.structure or "-")
+    if f.stands_for:
+        where += f" (stands for {f.stands_for})"
+    return where
+
+
+def technique_line(facts: dict) -> str | None:
+    """``Technique: sbrt (criterion): SBRT by rtcheck's criterion (...)``."""
+    if not facts or "technique" not in facts:
+        return None
+    value = facts.get("technique") or "unknown"
+    how = facts.get("technique_how") or "unknown"
+    text = facts.get("technique_text")
+    return f"Technique: {value} ({how})" + (f": {text}" if text else "")
+
+
 def render_table(result: CheckResult) -> str:
-    """Plan line, roles, one row per finding, reasons, skipped rules, warnings, verdict."""
+    """Plan line, technique, roles, one row per finding, reasons, skipped rules by code,
+    notes by code, verdict."""
     out = io.StringIO()
     p = result.plan
     out.write(f"Plan {p.get('label') or '?'} ({p.get('uid') or 'no RTPLAN'}): "
               f"{_opt(p.get('prescription_gy'), ' Gy')} in {p.get('fractions') or '?'} fraction(s), "
               f"date {p.get('date') or '?'}, dose {p.get('dose_units') or 'none'}\n")
     out.write(f"Protocols: {', '.join(result.protocols)}\n")
-    facts = {k: v for k, v in result.facts.items()
-             if v not in (None, [], {}) and k not in ("priors", "technique_how")}
+    technique = technique_line(result.facts)
+    if technique:
+        out.write(technique + "\n")
+    facts = {k: v for k, v in result.facts.items() if v not in (None, [], {})
+             and k not in ("priors", "technique", "technique_how", "technique_text")}
     if facts:
         out.write("Facts: " + ", ".join(f"{k}={v}" for k, v in facts.items()) + "\n")
     for prior in result.facts.get("priors", []):
@@ -190,10 +254,9 @@ def render_table(result: CheckResult) -> str:
             out.write(f"  {role:<16} {m.status:<9} {m.how}\n")
     rows = [("STATUS", "RULE", "STRUCTURE (ROLE)", "METRIC", "VALUE", "LIMIT", "a/b")]
     for f in result.findings:
-        where = f"{f.structure or '-'} ({f.role})" if f.role else (f.structure or "-")
         ab = f"{f.alpha_beta:g}" if f.alpha_beta is not None else "none"
         limit = _limit(f)
-        rows.append((f.status, f.rule, where, f.metric or "-", _value(f),
+        rows.append((f.status, f.rule, _where(f), f.metric or "-", _value(f),
                      limit if len(limit) <= 40 else limit[:37] + "...", ab))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out.write("\n")
@@ -204,25 +267,41 @@ def render_table(result: CheckResult) -> str:
         for f in result.findings:
             out.write(f"  [{f.status}] {f.rule}"
                       + (f" / {f.structure}" if f.structure else "") + f": {f.reason}\n")
+            if f.code != "evaluated" or f.missing:
+                out.write(f"      code: {f.code}"
+                          + (f"; missing: {f.missing}" if f.missing else "") + "\n")
             out.write(f"      source: {f.source}\n")
     _write_skipped(out, result.skipped)
-    if result.warnings:
-        out.write("\nWarnings:\n" + "".join(f"  - {w}\n" for w in result.warnings))
+    if result.notes:
+        out.write("\nNotes:\n" + "".join(f"  - [{n.code}] {n}\n" for n in result.notes))
     counts = result.counts()
     out.write(f"\nVerdict: {result.verdict} ("
-              + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ")\n")
+              + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no finding")
+              + f"): {VERDICT_MEANING.get(result.verdict, '')}; exit code {result.exit_code}\n")
     return out.getvalue()
 
 
-def _write_skipped(out: io.StringIO, skipped: list[dict]) -> None:
-    """Rules outside this plan's scope; the rows of other indications/sites on one line."""
-    quiet = [s["rule"] for s in skipped if s["reason"].split(" (")[0].endswith("not requested")]
-    loud = [s for s in skipped if s["rule"] not in quiet]
-    if loud:
-        out.write("\nNot applicable to this plan:\n")
-        out.write("".join(f"  {s['rule']}: {s['reason']}\n" for s in loud))
-    if quiet:
-        out.write(f"\nNot requested (other indications or sites): {', '.join(quiet)}\n")
+def _write_skipped(out: io.StringIO, skipped: list[Skip]) -> None:
+    """The rules that did not apply, grouped by their code (Skip.code): those waiting for a
+    fact by the fact they need, those of other indications or sites on one line."""
+    groups: dict[str, list[Skip]] = {}
+    for s in skipped:
+        groups.setdefault(s.code, []).append(s)
+    for code in [*SKIP_HEADINGS, *sorted(set(groups) - set(SKIP_HEADINGS))]:
+        items = groups.get(code)
+        if not items:
+            continue
+        out.write(f"\n{SKIP_HEADINGS.get(code, code)} [{code}]:\n")
+        if code == "fact_missing":
+            needs: dict[str, list[str]] = {}
+            for s in items:
+                needs.setdefault(s.needs or "?", []).append(s.rule)
+            out.write("".join(f"  needs {need}: {', '.join(rules)}\n"
+                              for need, rules in needs.items()))
+        elif code == "not_requested":
+            out.write(f"  {', '.join(s.rule for s in items)}\n")
+        else:
+            out.write("".join(f"  {s.rule}: {s.reason}\n" for s in items))
 
 
 def _opt(value, unit: str) -> str:

@@ -1,5 +1,5 @@
 """Plots for reports: the cumulative DVH with the limits drawn at their points, and the
-re-irradiation EQD2 panel.
+re-irradiation panel (EQD2 or BED of each course against the limits of the rules that ran).
 
 matplotlib is imported inside the functions, never at module level, so that importing rtcheck
 (and starting the CLI) stays fast. Figures are built with the object API
@@ -29,7 +29,14 @@ metric                  point
 ======================  ===================================================
 
 Only physical-dose findings are drawn on the DVH. A finding whose value was converted (a model
-such as LQ with an alpha/beta, e.g. re-irradiation EQD2) belongs to the EQD2 panel.
+such as LQ with an alpha/beta, e.g. re-irradiation EQD2) belongs to the re-irradiation panel.
+
+The re-irradiation panel
+------------------------
+Drawn only from the findings of kind ``reirradiation`` that were evaluated (status other than
+NOT_EVALUATED), each with its own limit, operator and ``details`` (``quantity``, ``courses``
+with each course's ``value_gy``, ``cumulative_eqd2_gy``, ``warn_up_to``): no limit lives in
+this module, and a rule that did not run draws nothing. See :func:`reirradiation_items`.
 """
 
 from __future__ import annotations
@@ -61,11 +68,6 @@ STATUS_MARKERS = {
     "NOT_EVALUATED": ("s", "white", "black", 8),
     "PASS": ("o", "white", "#1b5e20", 8),
 }
-#: Re-irradiation limits of the referential (section 4, Sahgal 2012), used when the caller
-#: does not give its own.
-DEFAULT_COURSE_LIMIT_GY = 25.0
-DEFAULT_CUMULATIVE_LIMIT_GY = 70.0
-DEFAULT_SHARE_LIMIT = 0.5
 _NO_MODEL = (None, "", "none", "physical")
 
 
@@ -245,90 +247,218 @@ def _draw_marker(ax: Any, mk: LimitMarker, colour: str) -> None:
             label=mk.label, clip_on=False)
 
 
-def reirradiation_values(reirr: dict) -> dict:
-    """The numbers of the EQD2 panel, with the referential's limits as defaults.
+#: Re-irradiation quantities drawn as bars (``details.quantity`` of the findings), and the
+#: converted dose they are expressed in. ``interval_months`` is not a dose: table only.
+DOSE_QUANTITIES = {"cumulative_eqd2_max": "EQD2", "course_eqd2_max": "EQD2",
+                   "course_share": "EQD2", "cumulative_bed_max": "BED",
+                   "each_course_bed_max": "BED"}
+#: Bar styles: this course, then the prior courses in turn (colour and hatch: greyscale too).
+THIS_COURSE_STYLE = {"color": "#64b5f6", "hatch": "\\\\"}
+PRIOR_COURSE_STYLES = ({"color": "#90a4ae", "hatch": "//"}, {"color": "#cfd8dc", "hatch": "xx"},
+                       {"color": "#b0bec5", "hatch": ".."}, {"color": "#eceff1", "hatch": "--"})
+_OPERATOR_TEXT = {"<": "<", "<=": "\u2264", ">": ">", ">=": "\u2265"}
+THIS_COURSE = "this plan"
 
-    ``reirr`` keys (all optional except the EQD2 values one wants drawn): ``prior_eqd2_gy``
-    (float) or ``prior_courses`` (list of ``{"label", "eqd2_gy"}``), ``new_eqd2_gy``,
-    ``cumulative_eqd2_gy`` (default: prior + new), ``course_limit_gy`` (25),
-    ``cumulative_limit_gy`` (70), ``share_limit`` (0.5), ``alpha_beta``, ``structure``,
-    ``metric``, ``interval_months``, ``interval_limit_months``.
+
+@dataclass(frozen=True)
+class ReirradiationItem:
+    """One evaluated re-irradiation finding, as the panel draws it.
+
+    Attributes
+    ----------
+    rule, quantity, word : str
+        Rule id, ``details.quantity`` and the converted dose (``EQD2`` or ``BED``).
+    status : str
+        The finding's status (PASS, WARN, FAIL): the panel never judges by itself.
+    structure, role, stands_for : str or None
+        The structure the dose was read on, its role, and the source's role it stood in for.
+    metric : str or None
+    value : float or None
+        The finding's value (Gy, or the ratio of ``course_share``).
+    limit, operator, unit, warn_up_to
+        The rule's own limit as the finding carries it.
+    alpha_beta : float or None
+    courses : tuple of (label, Gy)
+        Each course's converted dose on that structure, this course first.
+    cumulative_gy : float or None
+        ``details.cumulative_eqd2_gy`` (or ``cumulative_bed_gy``).
     """
-    courses = [dict(c) for c in reirr.get("prior_courses") or []]
-    prior = _number(reirr.get("prior_eqd2_gy"))
-    if prior is None and courses and all(_number(c.get("eqd2_gy")) is not None for c in courses):
-        prior = sum(float(c["eqd2_gy"]) for c in courses)
-    new = _number(reirr.get("new_eqd2_gy"))
-    cumulative = _number(reirr.get("cumulative_eqd2_gy"))
-    if cumulative is None and prior is not None and new is not None:
-        cumulative = prior + new
-    share = new / cumulative if new is not None and cumulative else None
-    return {
-        "structure": reirr.get("structure"), "metric": reirr.get("metric") or "Dmax",
-        "alpha_beta": reirr.get("alpha_beta"), "prior_courses": courses,
-        "prior_eqd2_gy": prior, "new_eqd2_gy": new, "cumulative_eqd2_gy": cumulative,
-        "share": share,
-        "course_limit_gy": _number(reirr.get("course_limit_gy")) or DEFAULT_COURSE_LIMIT_GY,
-        "cumulative_limit_gy": (_number(reirr.get("cumulative_limit_gy"))
-                                or DEFAULT_CUMULATIVE_LIMIT_GY),
-        "share_limit": _number(reirr.get("share_limit")) or DEFAULT_SHARE_LIMIT,
-        "interval_months": _number(reirr.get("interval_months")),
-        "interval_limit_months": _number(reirr.get("interval_limit_months")),
-    }
+
+    rule: str
+    quantity: str
+    word: str
+    status: str
+    structure: str | None
+    role: str | None
+    stands_for: str | None
+    metric: str | None
+    value: float | None
+    limit: float
+    operator: str
+    unit: str | None
+    warn_up_to: float | None
+    alpha_beta: float | None
+    courses: tuple[tuple[str, float], ...]
+    cumulative_gy: float | None
+
+    @property
+    def where(self) -> str:
+        """``ThecalSac (thecal_sac)``, ``SpinalCord (spinal_cord, for the thecal_sac)``."""
+        role = self.role or ""
+        if self.stands_for:
+            role += f"{', ' if role else ''}for the {self.stands_for}"
+        return f"{self.structure or '?'}" + (f" ({role})" if role else "")
+
+    @property
+    def limit_gy(self) -> float:
+        """The limit on this course's bar in Gy (``course_share``: the ratio x cumulative)."""
+        if self.quantity == "course_share":
+            return self.limit * (self.cumulative_gy or 0.0)
+        return self.limit
+
+    def limit_text(self) -> str:
+        op = _OPERATOR_TEXT.get(self.operator, self.operator)
+        if self.quantity == "course_share":
+            return (f"this course {op} {self.limit:g} x cumulative = {self.limit_gy:.1f} Gy")
+        return f"{op} {self.limit:g} Gy"
 
 
-def eqd2_figure(reirr: dict) -> Figure:
-    """Bars of prior, new-course and cumulative cord EQD2 against the re-irradiation limits.
+def reirradiation_items(findings: list[dict]) -> list[ReirradiationItem]:
+    """The re-irradiation findings the panel draws: kind ``reirradiation``, evaluated (status
+    PASS, WARN or FAIL; a NOT_EVALUATED rule is not drawn), a dose quantity
+    (:data:`DOSE_QUANTITIES`), a numeric limit and the converted dose of each course."""
+    out = []
+    for f in findings:
+        details = f.get("details") if isinstance(f.get("details"), dict) else {}
+        quantity = details.get("quantity")
+        limit = _number(f.get("limit"))
+        if f.get("kind") != "reirradiation" or f.get("status") in (None, "NOT_EVALUATED") \
+                or quantity not in DOSE_QUANTITIES or limit is None:
+            continue
+        courses = tuple((str(c.get("course") or "?"), float(c["value_gy"]))
+                        for c in details.get("courses") or []
+                        if isinstance(c, dict) and _number(c.get("value_gy")) is not None)
+        if not courses:
+            continue
+        cumulative = _number(details.get("cumulative_eqd2_gy"))
+        if cumulative is None:
+            cumulative = _number(details.get("cumulative_bed_gy"))
+        if quantity == "course_share" and cumulative is None:
+            continue
+        ab = _number(f.get("alpha_beta"))
+        out.append(ReirradiationItem(
+            rule=str(f.get("rule")), quantity=quantity, word=DOSE_QUANTITIES[quantity],
+            status=str(f.get("status")), structure=f.get("structure"), role=f.get("role"),
+            stands_for=f.get("stands_for"), metric=f.get("metric"),
+            value=_number(f.get("value")), limit=limit, operator=str(f.get("operator") or ""),
+            unit=f.get("unit"), warn_up_to=_number(details.get("warn_up_to")), alpha_beta=ab,
+            courses=courses, cumulative_gy=cumulative))
+    return out
 
-    The new-course bar carries two limits: the course limit (25 Gy) and half the cumulative
-    EQD2 (the 0.5 share); the cumulative bar, stacked prior + new, carries the 70 Gy limit.
-    A value that is not known is written on the axis instead of a bar.
+
+_GROUP_TITLES = {"cumulative_eqd2_max": "cumulative", "cumulative_bed_max": "cumulative",
+                 "course_eqd2_max": "this course", "course_share": "this course / cumulative",
+                 "each_course_bed_max": "each course"}
+_LIMIT_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
+
+
+def _short(label: str, n: int = 48) -> str:
+    return label if len(label) <= n else "\u2026" + label[-(n - 1):]
+
+
+def reirradiation_figure(items: list[ReirradiationItem]) -> Figure:
+    """Bars of each course's converted dose against the limits of the rules that ran.
+
+    One row of axes per converted dose (EQD2, BED), one group of bars per finding:
+    ``cumulative_*``: the courses stacked (what the sum is made of); ``course_eqd2_max``:
+    this course; ``course_share``: this course against the ratio x the cumulative dose;
+    ``each_course_bed_max``: each course side by side. Each group carries its rule's limit
+    (and the upper end of its WARN band, when the rule has one), named in the legend; the tick
+    label names the structure the dose was read on and the finding's status. The legend sits
+    below the axes and the figure grows with it, so it is always inside the saved image.
     """
-    v = reirradiation_values(reirr)
-    fig = _new_figure(9.0, 3.8)
-    ax = fig.add_subplot()
-    prior, new, cum = v["prior_eqd2_gy"], v["new_eqd2_gy"], v["cumulative_eqd2_gy"]
-    bars = [("prior course(s)", prior), ("new course", new), ("cumulative", cum)]
-    style = {"width": 0.6, "edgecolor": "black", "linewidth": 1.0}
-    prior_style = dict(color="#90a4ae", hatch="//", **style)
-    new_style = dict(color="#64b5f6", hatch="\\\\", **style)
-    if prior is not None:
-        ax.bar(0, prior, **prior_style)
-    if new is not None:
-        ax.bar(1, new, **new_style)
-    if cum is not None:
-        if prior is not None and new is not None:  # stacked: shows what the sum is made of
-            ax.bar(2, prior, **prior_style)
-            ax.bar(2, new, bottom=prior, **new_style)
-        else:
-            ax.bar(2, cum, color="#b0bec5", **style)
-    # Limits differ by line style and are named in the legend, so no label crosses a bar.
-    _limit_line(ax, 1, v["course_limit_gy"], f"new course < {v['course_limit_gy']:g} Gy", "--")
-    if cum is not None:
-        half = v["share_limit"] * cum
-        _limit_line(ax, 1, half, f"new course <= {v['share_limit']:g} x cumulative "
-                    f"= {half:.1f} Gy", ":")
-    _limit_line(ax, 2, v["cumulative_limit_gy"],
-                f"cumulative < {v['cumulative_limit_gy']:g} Gy", "-.")
-    # Values under the bar names: never hidden by a limit line.
-    ax.set_xticks(range(3), [f"{name}\n{'not known' if x is None else f'{x:.1f} Gy'}"
-                             for name, x in bars])
-    top = max([x for _, x in bars if x is not None] + [v["cumulative_limit_gy"]])
-    ax.set_xlim(-0.6, 2.6)
-    ax.set_ylim(0, top * 1.1)
-    ab = v["alpha_beta"]
-    who = " ".join(str(x) for x in (v["structure"], v["metric"]) if x)
-    ax.set_ylabel(f"EQD2 (Gy{'' if ab is None else f', a/b = {ab:g} Gy'})")
-    ax.set_title(f"Re-irradiation: {who} EQD2" if who else "Re-irradiation EQD2", fontsize=11)
-    ax.grid(True, axis="y", color="#cccccc", lw=0.5)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
-              title="limits", title_fontsize=8, alignment="left", handlelength=4)
-    fig.subplots_adjust(left=0.08, right=0.66, top=0.9, bottom=0.17)
+    words = [w for w in ("EQD2", "BED") if any(i.word == w for i in items)]
+    per_word = {w: [i for i in items if i.word == w] for w in words}
+    labels = [c for i in items for c, _ in i.courses]
+    priors = list(dict.fromkeys(c for c in labels if c != THIS_COURSE))
+    style_of = {THIS_COURSE: THIS_COURSE_STYLE}
+    style_of.update({c: PRIOR_COURSE_STYLES[k % len(PRIOR_COURSE_STYLES)]
+                     for k, c in enumerate(priors)})
+    # Legend rows: one per course, one per limit line (all axes share the legend).
+    n_entries = len(style_of) + sum(1 + (i.warn_up_to is not None) for i in items)
+    axes_in, tick_in = 3.0, 0.6
+    legend_in = 0.3 + 0.19 * math.ceil(n_entries / 2)
+    height = len(words) * (axes_in + tick_in + 0.35) + legend_in
+    fig = _new_figure(9.0, height)
+    handles: dict[str, Any] = {}
+    from matplotlib.patches import Patch
+
+    for course, st in style_of.items():
+        name = "this course" if course == THIS_COURSE else f"prior: {_short(course)}"
+        handles[name] = Patch(facecolor=st["color"], hatch=st["hatch"], edgecolor="black",
+                              label=name)
+    for row, word in enumerate(words):
+        group = per_word[word]
+        ax = fig.add_subplot(len(words), 1, row + 1)
+        ticks, tops = [], []
+        for x, it in enumerate(group):
+            tops += _draw_group(ax, x, it, style_of)
+            ls = _LIMIT_STYLES[x % len(_LIMIT_STYLES)]
+            name = f"{it.rule}: {it.limit_text()}"
+            (line,) = ax.plot([x - 0.42, x + 0.42], [it.limit_gy] * 2, color="black", lw=2.2,
+                              ls=ls, label=name)
+            handles[name] = line
+            tops.append(it.limit_gy)
+            if it.warn_up_to is not None and it.quantity != "course_share":
+                wname = f"{it.rule}: WARN band {it.limit:g}-{it.warn_up_to:g} Gy"
+                (wl,) = ax.plot([x - 0.42, x + 0.42], [it.warn_up_to] * 2, color="#8d6e00",
+                                lw=1.4, ls=":", label=wname)
+                handles[wname] = wl
+                tops.append(it.warn_up_to)
+            value = ("?" if it.value is None else f"{it.value:.3f}" if it.unit == "ratio"
+                     else f"{it.value:.1f} Gy")
+            ticks.append(f"{_GROUP_TITLES.get(it.quantity, it.quantity)}: {value} {it.status}"
+                         f"\non {_short(it.where, 40)}")
+        ax.set_xticks(range(len(group)), ticks, fontsize=8)
+        ax.set_xlim(-0.6, len(group) - 0.4)
+        ax.set_ylim(0, max(tops) * 1.12 if tops else 1.0)
+        abs_ = sorted({i.alpha_beta for i in group if i.alpha_beta is not None})
+        ab = (f", \u03b1/\u03b2 = {abs_[0]:g} Gy" if len(abs_) == 1 else
+              ", \u03b1/\u03b2 per rule" if abs_ else "")
+        ax.set_ylabel(f"{word} (Gy{ab})")
+        ax.grid(True, axis="y", color="#cccccc", lw=0.5)
+        ax.set_title(f"Re-irradiation: {word} of each course against the limits of the rules "
+                     "that ran", fontsize=10)
+    fig.legend(handles=list(handles.values()), fontsize=8, loc="lower center", ncol=2,
+               frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=3.5)
+    fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.3 / height,
+                        bottom=(legend_in + tick_in) / height, hspace=(tick_in + 0.35) / axes_in)
     return fig
 
 
-def _limit_line(ax: Any, x: float, y: float, label: str, ls: str) -> None:
-    ax.plot([x - 0.42, x + 0.42], [y, y], color="black", lw=2.2, ls=ls, label=label)
+def _draw_group(ax: Any, x: float, it: ReirradiationItem, style_of: dict) -> list[float]:
+    """The bars of one finding at ``x``; returns their tops (for the y range)."""
+    edge = {"edgecolor": "black", "linewidth": 1.0}
+    courses = dict(it.courses)
+    this = courses.get(THIS_COURSE)
+    if it.quantity in ("cumulative_eqd2_max", "cumulative_bed_max"):
+        bottom = 0.0
+        order = [c for c in courses if c != THIS_COURSE] + (
+            [THIS_COURSE] if this is not None else [])
+        for c in order:  # prior courses below, this course on top
+            ax.bar(x, courses[c], bottom=bottom, width=0.6, **style_of[c], **edge)
+            bottom += courses[c]
+        return [bottom]
+    if it.quantity == "each_course_bed_max":
+        names = list(courses)
+        w = 0.7 / len(names)
+        for k, c in enumerate(names):
+            ax.bar(x - 0.35 + w * (k + 0.5), courses[c], width=w * 0.9, **style_of[c], **edge)
+        return list(courses.values())
+    if this is None:
+        return []
+    ax.bar(x, this, width=0.6, **style_of[THIS_COURSE], **edge)
+    return [this]
 
 
 # --------------------------------------------------------------------------------------
@@ -349,7 +479,10 @@ def figure_svg(fig: Figure, id_prefix: str = "fig") -> str:
 
     buf = io.StringIO()
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "rtcheck"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # bbox "tight": whatever lies outside the axes (legend, tick labels) is inside the
+        # saved image, never cut at the figure's edge.
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight",
+                    pad_inches=0.08)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
@@ -364,7 +497,8 @@ def figure_svg(fig: Figure, id_prefix: str = "fig") -> str:
 def figure_png_data_uri(fig: Figure, dpi: int = 110) -> str:
     """The figure as a ``data:image/png;base64,...`` URI (for an ``<img src=...>``)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight",
+                pad_inches=0.08)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

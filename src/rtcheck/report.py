@@ -3,11 +3,16 @@
 One report is one self-contained HTML file, meant to be read on screen, printed (also in
 greyscale) and filed as a QA record:
 
-* the plan's identity and the overall verdict at the top, in colour *and* in words and
-  symbols with distinct borders (so it reads in greyscale print);
-* the findings, failures first (FAIL, NOT_EVALUATED, WARN, PASS);
+* the plan's identity and the overall verdict at the top (PASS, REVIEW, NOT_EVALUATED, FAIL:
+  :mod:`rtcheck.findings`), in colour *and* in words and symbols with distinct borders (so
+  it reads in greyscale print);
+* the notes with their codes, the findings, failures first (FAIL, NOT_EVALUATED, WARN,
+  PASS), each with the structure that decided, what it stood in for and every structure the
+  rule read;
 * the cumulative DVH of the structures the rules used, each limit drawn at its point, and
-  for a re-irradiation the EQD2 panel (see :mod:`rtcheck.plotting`);
+  for a re-irradiation the panel of each course's EQD2 or BED, drawn only from the
+  re-irradiation findings that were evaluated, with their own limits (see
+  :mod:`rtcheck.plotting`);
 * a QA-record footer: protocol ids, versions and file SHA-256, rtcheck version, input files
   and their SHA-256, time of the check.
 
@@ -38,14 +43,33 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 #: Finding statuses in report order: what needs attention first.
 STATUS_ORDER = ("FAIL", "NOT_EVALUATED", "WARN", "PASS")
-#: Batch verdicts in index order.
-BATCH_ORDER = ("ERROR", "FAIL", "NOT_EVALUATED", "WARN", "PASS")
+#: Batch verdicts in index order, worst first (the checker's levels, and ERROR).
+BATCH_ORDER = ("ERROR", "FAIL", "NOT_EVALUATED", "REVIEW", "PASS")
+#: Symbol of each finding status and verdict level (the word follows it everywhere).
 SYMBOLS = {"PASS": "\u2714", "FAIL": "\u2716", "ERROR": "\u2716", "WARN": "!",
-           "NOT_EVALUATED": "?"}
+           "NOT_EVALUATED": "?", "REVIEW": "\u26a0"}
+#: What each verdict level means, under the verdict word.
+VERDICT_MEANING = {
+    "PASS": "every applicable rule evaluated and within its limit",
+    "REVIEW": "no FAIL and every applicable rule evaluated, but WARN finding(s) need clinical "
+              "judgement",
+    "NOT_EVALUATED": "no FAIL, but something that applies was not evaluated (or nothing "
+                     "applied)",
+    "FAIL": "a rule is beyond its limit",
+    "ERROR": "the plan could not be read or checked",
+}
 FINDING_KEYS = ("rule", "structure", "role", "metric", "value", "limit", "unit", "alpha_beta",
                 "model", "status", "reason", "source")
 #: Finding keys shown in their own place rather than in the details under the reason.
-SHOWN_ELSEWHERE = ("protocol", "kind", "operator", "cites")
+SHOWN_ELSEWHERE = ("protocol", "kind", "operator", "cites", "code", "missing", "stands_for",
+                   "evaluated")
+#: Headings of the rules not applied, by their skip code.
+SKIP_HEADINGS = {
+    "fact_missing": "Waiting for a fact DICOM does not hold (give it to apply them)",
+    "not_requested": "Not requested (another indication or site was given)",
+    "out_of_scope": "Out of scope for this plan",
+    "not_applicable": "Not applicable to this plan",
+}
 OPERATORS = {"<": "&lt;", "<=": "\u2264", ">": "&gt;", ">=": "\u2265", "==": "="}
 REMOVED = "[removed]"
 DASH = "\u2014"
@@ -262,50 +286,6 @@ def _shipped_protocol_record(name: str) -> dict:
     return rec
 
 
-def reirradiation_from_result(result: dict) -> dict | None:
-    """The EQD2 panel's numbers read from the re-irradiation findings of a check result.
-
-    Uses the findings of kind ``reirradiation`` (rule ids ``reirradiation.*``): the courses
-    of their ``details.courses`` (``"this plan"`` is the new course), their limits (a ratio
-    is the share limit, a ``cumulative`` rule the cumulative limit, the other EQD2 rule the
-    course limit) and the interval finding. None when no course EQD2 is known (no prior
-    course given, or no cord).
-    """
-    out: dict[str, Any] = {"prior_courses": []}
-    for f in result.get("findings") or []:
-        if f.get("kind") != "reirradiation" and not str(f.get("rule", "")).startswith(
-                "reirradiation"):
-            continue
-        text = f"{f.get('rule', '')} {f.get('metric', '')}".lower()
-        limit = f.get("limit") if _is_number(f.get("limit")) else None
-        if f.get("unit") == "months":
-            out.update(interval_months=f.get("value"), interval_limit_months=limit)
-            continue
-        if f.get("unit") == "ratio":
-            out["share_limit"] = limit
-        elif "cumulative" in text:
-            out["cumulative_limit_gy"] = limit
-            if _is_number((f.get("details") or {}).get("cumulative_eqd2_gy")):
-                out["cumulative_eqd2_gy"] = f["details"]["cumulative_eqd2_gy"]
-        else:
-            out["course_limit_gy"] = limit
-        out.setdefault("structure", f.get("structure"))
-        out.setdefault("alpha_beta", f.get("alpha_beta") if _is_number(f.get("alpha_beta"))
-                       else None)
-        courses = (f.get("details") or {}).get("courses") or []
-        if courses and not out.get("_courses_read"):
-            out["_courses_read"] = True
-            for c in courses:
-                if c.get("course") == "this plan":
-                    out["new_eqd2_gy"] = c.get("eqd2_gy")
-                else:
-                    out["prior_courses"].append({"label": c.get("course"),
-                                                 "eqd2_gy": c.get("eqd2_gy")})
-    out.pop("_courses_read", None)
-    known = [out.get("new_eqd2_gy")] + [c["eqd2_gy"] for c in out["prior_courses"]]
-    return out if any(_is_number(x) for x in known) else None
-
-
 # ======================================================================================
 # Formatting
 # ======================================================================================
@@ -365,7 +345,7 @@ def _when(value: Any) -> str:
 
 
 CSS = """
-:root { --fail:#b71c1c; --pass:#1b5e20; --warn:#8d6e00; --ne:#37474f; }
+:root { --fail:#b71c1c; --pass:#1b5e20; --warn:#8d6e00; --ne:#37474f; --review:#8a3c00; }
 * { box-sizing: border-box; }
 body { font-family: system-ui, "Segoe UI", "DejaVu Sans", "Liberation Sans", Arial, sans-serif;
   margin: 1.5em auto; max-width: 1150px; padding: 0 1em; color: #111; font-size: 14px;
@@ -389,15 +369,23 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace
 .verdict-NOT_EVALUATED, .verdict-UNKNOWN { border: 5px dashed var(--ne); color: var(--ne);
   background: #fff8e1; }
 .verdict-WARN { border: 4px dotted var(--warn); color: var(--warn); background: #fffde7; }
+.verdict-REVIEW { border: 6px dotted var(--review); color: var(--review);
+  background: repeating-linear-gradient(90deg, #fff3e0 0 14px, #ffe0b2 14px 16px); }
 .verdict .counts { color: #111; }
+.verdict .meaning { display: block; font-weight: 600; }
 .ident { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: .2em 1em; }
 .ident dt { font-weight: 600; } .ident dd { margin: 0; }
 td.status { font-weight: 700; white-space: nowrap; }
+table.findings td.status { white-space: normal; overflow-wrap: normal; word-break: keep-all; }
 tr.FAIL td.status, tr.ERROR td.status { color: var(--fail); border-left: 6px double var(--fail);
   text-decoration: underline; }
 tr.NOT_EVALUATED td.status, tr.UNKNOWN td.status { color: var(--ne);
   border-left: 5px dashed var(--ne); }
 tr.WARN td.status { color: var(--warn); border-left: 4px dotted var(--warn); }
+tr.REVIEW td.status { color: var(--review); border-left: 5px dotted var(--review);
+  font-style: italic; }
+td.code, span.code { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace;
+  font-size: .88em; white-space: nowrap; }
 tr.PASS td.status { color: var(--pass); font-weight: 400; }
 tr.FAIL, tr.ERROR { background: #fff5f5; }
 .details { color: #444; font-size: .85em; margin-top: .2em; }
@@ -407,6 +395,7 @@ table.findings td { overflow-wrap: anywhere; }
 .note { color: #444; font-size: .92em; }
 .deid { display: inline-block; border: 2px solid #111; padding: 0 .4em; font-weight: 700; }
 figure { margin: .5em 0; } figure svg, figure img { max-width: 100%; height: auto; }
+figure svg { width: 100%; }
 figcaption { font-size: .9em; color: #333; }
 footer { margin-top: 2em; border-top: 3px double #555; padding-top: .5em; font-size: .92em; }
 th.sortable { cursor: pointer; } th.sortable::after { content: " \\2195"; color: #777; }
@@ -443,7 +432,7 @@ def _version() -> str:
 
 
 def render_html(result: dict, *, dvhs: list[DVH] | None = None,
-                reirradiation: dict | None = None, protocols: Iterable[Any] | None = None,
+                protocols: Iterable[Any] | None = None,
                 inputs: Iterable[Any] | None = None, checked_at: Any = None,
                 deidentify: bool = False, extra_terms: Iterable[str] = (),
                 plot_format: str = "svg") -> str:
@@ -452,15 +441,13 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     Parameters
     ----------
     result : dict
-        The check result document (``{"plan", "verdict", "findings", "warnings"}``).
+        The check result document (:meth:`rtcheck.findings.CheckResult.to_dict`: ``plan``,
+        ``verdict``, ``findings``, ``notes``, ``skipped``, ``facts``...; a batch record works
+        too). The re-irradiation panel is drawn from its findings of kind ``reirradiation``
+        that were evaluated, with their own limits (:func:`rtcheck.plotting.reirradiation_items`).
     dvhs : list of DVH, optional
         Curves to plot: pass those the rules used (:func:`used_dvhs`). The limits of the
         physical-dose findings of these structures are drawn at their points.
-    reirradiation : dict, optional
-        Cord EQD2 of the courses for the EQD2 panel; keys as in
-        :func:`rtcheck.plotting.reirradiation_values` (``prior_eqd2_gy`` or
-        ``prior_courses``, ``new_eqd2_gy``, ``cumulative_eqd2_gy``, ``course_limit_gy``,
-        ``cumulative_limit_gy``, ``share_limit``, ``alpha_beta``, ``structure``...).
     protocols : iterable, optional
         Protocol objects, dicts (``id``, ``version``, ``title``, ``path``, ``sha256``) or ids.
     inputs : iterable, optional
@@ -484,12 +471,9 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     given = list(inputs or [])
     files = ([dict(i) for i in given if isinstance(i, Mapping)]
              + input_records(i for i in given if not isinstance(i, Mapping)))
-    if reirradiation is None:
-        reirradiation = reirradiation_from_result(result)
     if protocols is None:
         protocols = result.get("protocols") or []
-    bundle = {"result": result, "reirradiation": reirradiation,
-              "protocols": protocol_records(protocols), "inputs": files,
+    bundle = {"result": result, "protocols": protocol_records(protocols), "inputs": files,
               "checked_at": _when(checked_at if checked_at is not None
                                   else result.get("checked_at"))}
     curves = list(dvhs or [])
@@ -504,17 +488,18 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     plan = res.get("plan") or {}
     title = f"rtcheck: {plan.get('label') or 'plan'}: {res.get('verdict') or 'NOT_EVALUATED'}"
     badge = ' <span class="deid">DE-IDENTIFIED</span>' if deidentify else ""
+    findings = res.get("findings") or []
     parts = [
         "<header>",
         f"<h1>Plan check report{badge}</h1>",
         _verdict_block(res),
         _identity_block(plan, deidentify),
         "</header>",
-        _warnings_block(res.get("warnings") or []),
-        _findings_block(res.get("findings") or []),
+        _notes_block(res.get("notes") or [], res.get("warnings") or []),
+        _findings_block(findings),
         _context_block(res),
-        _dvh_block(res.get("findings") or [], curves, plot_format),
-        _eqd2_block(bundle["reirradiation"], plot_format) if bundle["reirradiation"] else "",
+        _dvh_block(findings, curves, plot_format),
+        _reirradiation_block(findings, plot_format),
         _footer(bundle, deidentify),
         _embedded_json(res),
     ]
@@ -526,10 +511,14 @@ def _verdict_block(res: dict) -> str:
     counts = Counter(str(f.get("status")) for f in res.get("findings") or [])
     summary = ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in STATUS_ORDER if counts[s])
     cls = _css_class(verdict)
+    meaning = VERDICT_MEANING.get(verdict, "verdict not known to this version of rtcheck")
+    code = res.get("exit_code")
     return (f'<div class="verdict verdict-{cls}" role="status">'
             f'<span class="word">{_e(_status_label(verdict))}</span>'
-            f'<span class="counts">Overall verdict. Findings: {_e(summary or "none")}.</span>'
-            "</div>")
+            f'<span class="counts"><span class="meaning">{_e(meaning)}.</span>'
+            f'Overall verdict. Findings: {_e(summary or "none")}.'
+            + (f" Exit code {_e(str(code))}." if _is_number(code) else "")
+            + "</span></div>")
 
 
 _IDENTITY = (("patient_id", "Patient ID"), ("patient_name", "Patient name"),
@@ -560,11 +549,31 @@ def _identity_block(plan: dict, deidentified: bool) -> str:
     return '<dl class="ident">' + "".join(rows) + "</dl>"
 
 
-def _warnings_block(warnings: list) -> str:
-    if not warnings:
+def _notes_block(notes: list, warnings: list) -> str:
+    """The notes with their codes; warnings (plain strings, e.g. a batch record's discovery
+    notes) that no note already says are listed after them."""
+    typed = [n for n in notes if isinstance(n, Mapping)]
+    said = {(f"{n.get('structure')}: {n.get('message')}" if n.get("structure")
+             else str(n.get("message"))) for n in typed}
+    rest = [w for w in warnings if str(w) not in said]
+    if not typed and not rest:
         return ""
-    items = "".join(f"<li>{_text(w)}</li>" for w in warnings)
-    return f"<section><h2>Warnings</h2><ul>{items}</ul></section>"
+    rows = "".join(f'<tr><td class="code">{_text(n.get("code"))}</td>'
+                   f"<td>{_text(n.get('structure'))}</td><td>{_text(n.get('message'))}</td></tr>"
+                   for n in typed)
+    rows += "".join(f'<tr><td class="code">{DASH}</td><td>{DASH}</td><td>{_text(w)}</td></tr>'
+                    for w in rest)
+    return ("<section><h2>Notes</h2>"
+            '<p class="note">What qualifies the findings: loader, DVH, structure roles, the '
+            "technique and how it was decided, scoping choices, stand-in structures.</p>"
+            '<table><colgroup><col style="width:13%"><col style="width:14%"><col></colgroup>'
+            "<thead><tr><th>Code</th><th>Structure</th><th>Note</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></section>")
+
+
+#: Widths (%) of the findings table's columns: rule, structure, metric, value, limit,
+#: alpha/beta, status, reason, source. The status column holds "? NOT EVALUATED" on two lines.
+FINDINGS_COLUMNS = (12, 12, 9, 7, 8, 7, 11, 21, 13)
 
 
 def _findings_block(findings: list[dict]) -> str:
@@ -574,11 +583,12 @@ def _findings_block(findings: list[dict]) -> str:
     rows = [_finding_row(f) for f in sort_findings(findings)]
     if not rows:
         rows = ['<tr><td colspan="9">No finding: no rule applied to this plan.</td></tr>']
-    cols = "".join(f'<col style="width:{w}%">' for w in (13, 9, 9, 7, 8, 7, 7, 23, 17))
+    cols = "".join(f'<col style="width:{w}%">' for w in FINDINGS_COLUMNS)
     return ("<section><h2>Findings</h2>"
             '<p class="note">Failures first: FAIL, NOT EVALUATED, WARN, PASS. '
             "Doses are physical doses in Gy unless a model and \u03b1/\u03b2 are given "
-            "(then EQD2 or BED as the metric says).</p>"
+            "(then EQD2 or BED as the metric says). The structure shown decided the outcome; "
+            "\u201cstands for\u201d names the structure of the rule's source it replaced.</p>"
             f"<table class=\"findings\"><colgroup>{cols}</colgroup><thead>{head}</thead>"
             f"<tbody>{''.join(rows)}"
             "</tbody></table></section>")
@@ -593,24 +603,61 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: A text limit (a list of schemes) longer than this shows its first clause, the rest folded.
+LONG_TEXT = 90
+
+
+def _long_text(value: Any) -> str:
+    """Escaped text; a long one shows its first clause (up to ``;``) and folds the rest
+    under a <details> (no script), so that a scheme list does not stretch its row."""
+    text = "" if value is None else str(value)
+    if len(text) <= LONG_TEXT:
+        return _text(value)
+    head, sep, rest = text.partition("; ")
+    if not sep or len(head) > LONG_TEXT:
+        head = text[:LONG_TEXT].rsplit(" ", 1)[0]
+        sep, rest = "", text[len(head):]
+    more = ";" if sep else " \u2026"
+    return (f"{_e(head)}{more}<details class=\"details\"><summary>the rest</summary>"
+            f"{_e(rest.strip())}</details>")
+
+
+def _structure_cell(f: dict) -> str:
+    """The structure that decided, its role, what it stood in for, and the other structures
+    the rule read (with their status and value)."""
+    text = _text(f.get("structure"))
+    if f.get("role"):
+        text += f'<div class="details">role: {_e(str(f["role"]))}</div>'
+    if f.get("stands_for"):
+        text += f'<div class="details"><b>stands for {_e(str(f["stands_for"]))}</b></div>'
+    others = [v for v in f.get("evaluated") or [] if isinstance(v, Mapping)
+              and v.get("structure") != f.get("structure")]
+    if others:
+        items = "; ".join(
+            f"{_text(v.get('structure'))} ({_e(str(v.get('role') or DASH))}"
+            + (f", stands for {_e(str(v['stands_for']))}" if v.get("stands_for") else "")
+            + f"): {_e(str(v.get('status')))}"
+            + (f" {_e(_num(v['value']))}" if _is_number(v.get("value")) else "")
+            for v in others)
+        text += f'<div class="details">also evaluated: {items}</div>'
+    return text
+
+
 def _finding_row(f: dict) -> str:
     status = f.get("status") or "NOT_EVALUATED"
     rule = f"<code>{_breakable(f.get('rule'))}</code>"
     if f.get("protocol"):
         rule += f'<div class="details">{_breakable(f["protocol"])}</div>'
-    structure = _text(f.get("structure"))
-    if f.get("role"):
-        structure += f'<div class="details">role: {_e(str(f["role"]))}</div>'
     unit = f.get("unit")
     value, limit = f.get("value"), f.get("limit")
     op = OPERATORS.get(str(f.get("operator")), "")
     value_td = (f'<td class="num">{_with_unit(value, unit)}</td>' if _is_number(value)
                 else f"<td>{_text(value)}</td>")
     limit_td = (f'<td class="num">{op} {_with_unit(limit, unit)}</td>' if _is_number(limit)
-                else f"<td>{_text(limit)}</td>")
+                else f"<td>{_long_text(limit)}</td>")
     ab = f.get("alpha_beta")
     if ab in (None, "", "none") and f.get("model") in (None, "", "none"):
-        ab_text = "physical dose"
+        ab_text = "physical dose" if unit in ("Gy", "cGy") else DASH
     else:
         ab_text = _with_unit(ab, "Gy") if ab not in (None, "", "none") else DASH
         if f.get("model"):
@@ -622,22 +669,39 @@ def _finding_row(f: dict) -> str:
     # Details and citations fold away (<details> needs no script): the reason already says
     # the numbers, and the embedded JSON keeps everything.
     reason = _text(f.get("reason"))
+    code = f.get("code")
+    if (code and code != "evaluated") or f.get("missing"):
+        reason += (f'<div class="details">code: <span class="code">{_text(code)}</span>'
+                   + (f'; missing: <span class="code">{_text(f["missing"])}</span>'
+                      if f.get("missing") else "") + "</div>")
     if shown:
         reason += f'<details class="details"><summary>details</summary>{_text(shown)}</details>'
     source = _text(f.get("source"))
     if f.get("cites"):
         source += (f'<details class="details"><summary>references</summary>'
                    f"{_text(f['cites'])}</details>")
-    return (f'<tr class="{_css_class(status)}"><td>{rule}</td><td>{structure}</td>'
+    return (f'<tr class="{_css_class(status)}"><td>{rule}</td><td>{_structure_cell(f)}</td>'
             f"<td>{_text(f.get('metric'))}</td>{value_td}{limit_td}<td>{ab_text}</td>"
             f'<td class="status">{_e(_status_label(status))}</td><td>{reason}</td>'
             f"<td>{source}</td></tr>")
 
 
+_TECHNIQUE_FACTS = ("technique", "technique_how", "technique_text")
+
+
 def _context_block(res: dict) -> str:
-    """What the check assumed: facts given or derived, structure roles, rules not applied."""
+    """What the check assumed: technique and how it was decided, facts given or derived,
+    structure roles, rules not applied (grouped by their skip code)."""
     parts = []
-    facts = {k: v for k, v in (res.get("facts") or {}).items() if v not in (None, "", [], {})}
+    all_facts = res.get("facts") or {}
+    if isinstance(all_facts, Mapping) and "technique" in all_facts:
+        parts.append(
+            f"<p><b>Technique: {_text(all_facts.get('technique') or 'unknown')}</b> "
+            f"(decided: {_text(all_facts.get('technique_how') or 'unknown')})"
+            + (f": {_text(all_facts['technique_text'])}" if all_facts.get("technique_text")
+               else "") + "</p>")
+    facts = {k: v for k, v in all_facts.items()
+             if v not in (None, "", [], {}) and k not in _TECHNIQUE_FACTS}
     if facts:
         items = "".join(f"<dt>{_e(str(k).replace('_', ' '))}</dt><dd>{_text(v)}</dd>"
                         for k, v in facts.items())
@@ -651,15 +715,42 @@ def _context_block(res: dict) -> str:
             f"{_text(m)}</td></tr>" for r, m in roles.items())
         parts.append("<h3>Structure roles</h3><table><thead><tr><th>Role</th><th>Match</th>"
                      f"<th>Structures</th><th>How</th></tr></thead><tbody>{rows}</tbody></table>")
-    skipped = res.get("skipped") or []
+    skipped = [s for s in res.get("skipped") or [] if isinstance(s, Mapping)]
     if skipped:
-        items = "".join(f"<li><code>{_breakable(s.get('rule'))}</code>: {_text(s.get('reason'))}"
-                        "</li>" if isinstance(s, Mapping) else f"<li>{_text(s)}</li>"
-                        for s in skipped)
-        parts.append(f'<h3>Rules not applied</h3><ul class="note">{items}</ul>')
+        parts.append("<h3>Rules not applied</h3>" + _skipped_html(skipped))
     if not parts:
         return ""
     return "<section><h2>How the plan was checked</h2>" + "".join(parts) + "</section>"
+
+
+def _skipped_html(skipped: list[Mapping]) -> str:
+    """The skipped rules grouped by their code: those waiting for a fact by the fact they
+    need, those of other indications or sites on one line."""
+    groups: dict[str, list[Mapping]] = {}
+    for s in skipped:
+        groups.setdefault(str(s.get("code") or "other"), []).append(s)
+    out = []
+    for code in [*SKIP_HEADINGS, *sorted(set(groups) - set(SKIP_HEADINGS))]:
+        items = groups.get(code)
+        if not items:
+            continue
+        head = (f'<p class="note"><b>{_e(SKIP_HEADINGS.get(code, code))}</b> '
+                f'<span class="code">[{_e(code)}]</span></p>')
+        if code == "fact_missing":
+            needs: dict[str, list[str]] = {}
+            for s in items:
+                needs.setdefault(str(s.get("needs") or "?"), []).append(str(s.get("rule")))
+            body = "".join(f"<li>needs <b>{_e(n)}</b>: "
+                           + ", ".join(f"<code>{_breakable(r)}</code>" for r in rules) + "</li>"
+                           for n, rules in needs.items())
+        elif code == "not_requested":
+            body = "<li>" + ", ".join(f"<code>{_breakable(s.get('rule'))}</code>"
+                                      for s in items) + "</li>"
+        else:
+            body = "".join(f"<li><code>{_breakable(s.get('rule'))}</code>: "
+                           f"{_text(s.get('reason'))}</li>" for s in items)
+        out.append(f'{head}<ul class="note">{body}</ul>')
+    return "".join(out)
 
 
 def _embed(fig: Any, fmt: str, prefix: str, alt: str) -> str:
@@ -686,55 +777,75 @@ def _dvh_block(findings: list[dict], dvhs: list[DVH], fmt: str) -> str:
             "rules used. Each physical-dose limit is a marker at its point (a point maximum "
             "at volume 0): filled cross FAIL, triangle WARN, open square NOT EVALUATED, open "
             "circle PASS; a dotted segment joins the plan's value to its limit. Converted "
-            "(EQD2) limits are in the re-irradiation panel.</figcaption></figure></section>")
+            "(EQD2, BED) limits are in the re-irradiation panel.</figcaption></figure></section>")
 
 
-def _eqd2_block(reirr: dict, fmt: str) -> str:
+def _reirradiation_block(findings: list[dict], fmt: str) -> str:
+    """Each course's EQD2 (or BED) against the limits of the re-irradiation rules that were
+    evaluated, a table of the same numbers with each finding's own status, and the
+    re-irradiation rules that were not evaluated (whose limits are not drawn). Nothing when
+    no re-irradiation rule was evaluated."""
+    reirr = [f for f in findings if f.get("kind") == "reirradiation"]
+    ran = [f for f in reirr if f.get("status") not in (None, "NOT_EVALUATED")]
+    if not ran:
+        return ""
     from rtcheck import plotting
 
-    v = plotting.reirradiation_values(reirr)
-    fig = plotting.eqd2_figure(reirr)
-    drawn = _embed(fig, fmt, "eqd2", "Re-irradiation: prior, new and cumulative cord EQD2 "
-                   "against the limits")
-
-    def check(value: float | None, limit: float, word: str) -> str:
-        if value is None:
-            return "\u2014"
-        return f"{'within' if value < limit else 'BEYOND'} {word}"
-
-    share = v["share"]
-    rows = [
-        ("Prior course(s) EQD2", _with_unit(v["prior_eqd2_gy"], "Gy"), "", ""),
-        ("New course EQD2", _with_unit(v["new_eqd2_gy"], "Gy"),
-         f"&lt; {_num(v['course_limit_gy'], 1)}&nbsp;Gy",
-         check(v["new_eqd2_gy"], v["course_limit_gy"], "limit")),
-        ("Cumulative EQD2", _with_unit(v["cumulative_eqd2_gy"], "Gy"),
-         f"&lt; {_num(v['cumulative_limit_gy'], 1)}&nbsp;Gy",
-         check(v["cumulative_eqd2_gy"], v["cumulative_limit_gy"], "limit")),
-        ("New / cumulative", "\u2014" if share is None else _e(_num(share)),
-         f"\u2264 {_num(v['share_limit'])}",
-         "\u2014" if share is None else
-         ("within limit" if share <= v["share_limit"] else "BEYOND limit")),
-    ]
-    if v["interval_months"] is not None:
-        lim = v["interval_limit_months"]
-        rows.append(("Interval since prior course", _with_unit(v["interval_months"], "months"),
-                     "\u2014" if lim is None else f"\u2265 {_num(lim, 1)} months",
-                     "\u2014" if lim is None else
-                     ("within limit" if v["interval_months"] >= lim else "BEYOND limit")))
-    for c in v["prior_courses"]:
-        rows.insert(1, (f"&nbsp;&nbsp;prior: {_text(c.get('label'))}",
-                        _with_unit(c.get("eqd2_gy"), "Gy"), "", ""))
-    body = "".join(f"<tr><td>{a}</td><td class=\"num\">{b}</td><td class=\"num\">{c}</td>"
-                   f"<td>{d}</td></tr>" for a, b, c, d in rows)
-    ab = v["alpha_beta"]
-    return ("<section><h2>Re-irradiation: cord EQD2</h2><figure>" + drawn +
-            "<figcaption>EQD2 (LQ model" + ("" if ab is None else f", \u03b1/\u03b2 = "
-                                            f"{_e(_num(ab))} Gy") +
-            ") of the cord maximum, per course and cumulated. The findings table holds the "
-            "verdicts; this table repeats the numbers.</figcaption></figure>"
-            "<table><thead><tr><th>Quantity</th><th>Value</th><th>Limit</th><th>Reading</th>"
-            f"</tr></thead><tbody>{body}</tbody></table></section>")
+    items = plotting.reirradiation_items(ran)
+    words = " and ".join(dict.fromkeys(i.word for i in items)) or "interval"
+    figure = ""
+    if items:
+        fig = plotting.reirradiation_figure(items)
+        structures = "; ".join(dict.fromkeys(i.where for i in items))
+        drawn = _embed(fig, fmt, "reirr", f"Re-irradiation: {words} of each course on "
+                       f"{structures}, against the limits of the rules that were evaluated")
+        figure = (f"<figure>{drawn}<figcaption>{_e(words)} (LQ model) of each course, read "
+                  f"on <b>{_e(structures)}</b>, against the limit of each re-irradiation rule "
+                  "that was evaluated (the rule's own limit and operator; a dotted line ends "
+                  "its WARN band). Hatched bars: prior course(s) //, this course \\\\. Rules "
+                  "that were not evaluated draw no limit.</figcaption></figure>")
+    rows = []
+    for f in ran:
+        d = f.get("details") if isinstance(f.get("details"), Mapping) else {}
+        courses = "<br>".join(
+            f"{_text(c.get('course'))}: {_e(_num(c['value_gy']))} Gy "
+            f"{_e(str(c.get('quantity') or ''))}"
+            + (f" ({_e(_num(c['dose_gy']))} Gy in {_e(str(c.get('fractions')))} fx)"
+               if _is_number(c.get("dose_gy")) else "")
+            for c in d.get("courses") or [] if isinstance(c, Mapping)
+            and _is_number(c.get("value_gy"))) or DASH
+        where = _text(f.get("structure"))
+        if f.get("role"):
+            where += f" ({_e(str(f['role']))})"
+        if f.get("stands_for"):
+            where += f"<br><b>stands for {_e(str(f['stands_for']))}</b>"
+        limit = d.get("requirement") or (
+            f"{f.get('operator') or ''} {_num(f.get('limit'))} {f.get('unit') or ''}"
+            if _is_number(f.get("limit")) else f.get("limit"))
+        status = str(f.get("status"))
+        unit = None if f.get("unit") == "ratio" else f.get("unit")
+        rows.append(f'<tr class="{_css_class(status)}"><td><code>{_breakable(f.get("rule"))}'
+                    f"</code></td><td>{_text(f.get('metric'))}</td><td>{where}</td>"
+                    f"<td>{courses}</td><td class=\"num\">{_with_unit(f.get('value'), unit)}"
+                    f"</td><td>{_text(limit)}</td>"
+                    f'<td class="status">{_e(_status_label(status))}</td></tr>')
+    for f in reirr:
+        if f in ran:
+            continue
+        rows.append(f'<tr class="NOT_EVALUATED"><td><code>{_breakable(f.get("rule"))}</code>'
+                    f"</td><td>{_text(f.get('metric'))}</td><td colspan=\"4\">not evaluated "
+                    f"({_text(f.get('code'))}"
+                    + (f"; missing {_text(f.get('missing'))}" if f.get("missing") else "")
+                    + "): its limit is not drawn nor judged here</td>"
+                    f'<td class="status">{_e(_status_label("NOT_EVALUATED"))}</td></tr>')
+    return (f"<section><h2>Re-irradiation: {_e(words)} over the courses</h2>{figure}"
+            '<table class="findings"><colgroup>'
+            + "".join(f'<col style="width:{w}%">' for w in (19, 14, 14, 24, 9, 9, 11))
+            + "</colgroup><thead><tr><th>Rule</th><th>Quantity</th><th>Read on</th>"
+            "<th>Courses</th><th>Value</th><th>Limit</th><th>Status</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            '<p class="note">The status is the finding\'s (the findings table holds the '
+            "reasons); this table repeats its numbers.</p></section>")
 
 
 def _footer(bundle: dict, deidentified: bool) -> str:
@@ -868,9 +979,10 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
     title : str
     generated_at : datetime or str, optional
 
-    The rows are written sorted by verdict (ERROR, FAIL, NOT_EVALUATED, WARN, PASS), so the
+    The rows are written sorted by verdict (ERROR, FAIL, NOT_EVALUATED, REVIEW, PASS), so the
     page reads right without JavaScript; a few lines of inline script sort by any column on a
-    click of its header.
+    click of its header. The note of a row names its failing and not-evaluated rules, and for
+    a REVIEW its WARN rules.
     """
     order = sorted(range(len(records)), key=lambda i: _batch_rank(records[i].get("verdict")))
     rows = []
@@ -878,8 +990,10 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
         rec = records[i]
         verdict = str(rec.get("verdict") or "NOT_EVALUATED")
         counts = Counter(str(f.get("status")) for f in rec.get("findings") or [])
+        flagged = ("FAIL", "NOT_EVALUATED", "WARN") if verdict == "REVIEW" else (
+            "FAIL", "NOT_EVALUATED")
         failing = [f.get("rule") for f in sort_findings(rec.get("findings") or [])
-                   if f.get("status") in ("FAIL", "NOT_EVALUATED")]
+                   if f.get("status") in flagged]
         note = rec.get("error") or ", ".join(str(r) for r in failing if r)
         link = _record_link(i, rec, report_links)
         plan = rec.get("plan") or {}
@@ -897,7 +1011,7 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
     totals = Counter(str(r.get("verdict")) for r in records)
     summary = ", ".join(f"{totals[v]} {v.replace('_', ' ')}" for v in BATCH_ORDER if totals[v])
     heads = ["Verdict", "Plan", "Patient ID", "FAIL", "NOT EVAL.", "WARN", "PASS",
-             "Error or failing rules", "Seconds", "Report"]
+             "Error, failing rules (WARN rules for a REVIEW)", "Seconds", "Report"]
     head = "".join(f'<th class="sortable">{_e(h)}</th>' for h in heads)
     when = _when(generated_at if generated_at is not None
                  else _dt.datetime.now().astimezone())
@@ -943,7 +1057,8 @@ def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False)
         return rec
     try:
         data = load_plan(task.group.files, plan=task.group.plan_uid)
-        result = {k: rec.get(k) for k in ("plan", "verdict", "findings", "warnings", "facts")}
+        result = {k: rec.get(k) for k in ("plan", "verdict", "findings", "notes", "warnings",
+                                          "facts")}
         page = render_check_report(result, data, protocols=list(task.protocols) or None,
                                    deidentify=deidentify)
         _write_atomic(Path(report_dir) / report_file_name(rec["key"]), page)
