@@ -201,9 +201,18 @@ def _result(ctx: Context, protos: list[Protocol]) -> CheckResult:
                  "known in every course), which the rule's source used", structure)
     return CheckResult(verdict=verdict_of({f.status for f in ctx.findings}),
                        findings=ctx.findings, notes=ctx.notes, skipped=ctx.skipped,
-                       roles=dict(ctx.matches),
+                       roles=_roles_to_report(ctx),
                        plan=_plan_summary(ctx.data, ctx.date, ctx.date_how),
                        facts=_facts(ctx), protocols=[p.id for p in protos], dvhs=ctx.dvhs)
+
+
+def _roles_to_report(ctx: Context) -> dict[str, Any]:
+    """The role matches the report shows: every role matched or ambiguous, and a missing role
+    only when a rule's own structure is that role (a cord PRV read beside the thecal sac, when
+    absent, is not a problem to report)."""
+    primary = {r.role for r in ctx.rules if r.role}
+    return {role: m for role, m in ctx.matches.items()
+            if m.status != "missing" or role in primary}
 
 
 def _facts(ctx: Context) -> dict[str, Any]:
