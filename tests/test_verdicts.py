@@ -459,3 +459,28 @@ def test_alpha_beta_override_by_the_role_read_beside_the_source_structure():
     assert f.alpha_beta == 3.0
     assert f.value == pytest.approx(12.0 * (4.0 + 3.0) / 5.0)  # sac, 12 Gy in 3 at a/b 3: 16.8
     assert "source uses 2 Gy" in f.reason
+
+
+# ============================================================== loader flags (issue 10)
+
+
+def test_implausible_dose_never_becomes_a_verdict():
+    # A per-fraction dose labelled PLAN reads 1/3 of the course: the sac at 22/3 Gy would PASS.
+    plan = spine_plan(cord_gy=17.0 / 3, sac_gy=22.0 / 3)
+    assert only(check(plan), "sbrt-cord-dmax").status == "PASS"
+    plan.dose.problems = ["dose max 9.0 Gy = 0.33 x the prescription 27 Gy"]
+    r = check(plan, indication="oligometastatic", site="spine", vertebral_level="L1")
+    f = only(r, "sbrt-cord-dmax")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.DOSE_IMPLAUSIBLE)
+    assert "0.33 x the prescription" in f.reason
+    assert r.verdict == "NOT_EVALUATED"
+
+
+def test_incomplete_structure_is_not_evaluated_on_what_is_left():
+    plan = spine_plan(cord_gy=17.0, sac_gy=22.0)
+    sac = plan.structure_set.get("ThecalSac")
+    sac.problems = ["contour 12 skipped: odd number of coordinates"]
+    f = only(check(plan), "sbrt-cord-dmax")
+    # the cord (17 Gy) would PASS; the sac cannot be read: NOT_EVALUATED, never PASS
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_INCOMPLETE)
+    assert f.structure == "ThecalSac" and "odd number" in f.reason

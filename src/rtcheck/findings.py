@@ -56,6 +56,8 @@ STRUCTURE_EMPTY = "structure_empty"      #: empty or point ROI
 STRUCTURE_TOO_SHORT = "structure_too_short"  #: cord contour does not extend past the target
 NOT_COVERED = "not_covered"              #: structure partly outside the dose grid
 NO_DOSE = "no_dose"                      #: no dose grid, or no absolute dose (units)
+DOSE_IMPLAUSIBLE = "dose_implausible"    #: the dose disagrees with its plan (DoseGrid.problems)
+STRUCTURE_INCOMPLETE = "structure_incomplete"  #: contours skipped on reading (Structure.problems)
 FRACTIONS_UNKNOWN = "fractions_unknown"
 PRESCRIPTION_UNKNOWN = "prescription_unknown"
 METRIC_UNDEFINED = "metric_undefined"    #: e.g. D2cc of a 1 cc structure
@@ -64,7 +66,8 @@ PRIOR_UNKNOWN = "prior_unknown"          #: prior course's dose or date unknown
 PRIOR_MISMATCH = "prior_mismatch"        #: prior course of another patient, or dated after
 OUTSIDE_DERIVATION = "outside_derivation"  #: rule applied to a situation it was not derived for
 FINDING_CODES = (EVALUATED, FACT_MISSING, STRUCTURE_MISSING, STRUCTURE_AMBIGUOUS,
-                 STRUCTURE_EMPTY, STRUCTURE_TOO_SHORT, NOT_COVERED, NO_DOSE, FRACTIONS_UNKNOWN,
+                 STRUCTURE_EMPTY, STRUCTURE_TOO_SHORT, NOT_COVERED, NO_DOSE, DOSE_IMPLAUSIBLE,
+                 STRUCTURE_INCOMPLETE, FRACTIONS_UNKNOWN,
                  PRESCRIPTION_UNKNOWN, METRIC_UNDEFINED, NO_LIMIT, PRIOR_UNKNOWN, PRIOR_MISMATCH,
                  OUTSIDE_DERIVATION)
 

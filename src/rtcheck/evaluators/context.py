@@ -141,12 +141,22 @@ class Context:
         if self.data.dose.units != "GY":
             return None, F.NO_DOSE, f"dose units are {self.data.dose.units}, not GY: no " \
                                     "absolute dose"
+        dose_problems = getattr(self.data.dose, "problems", None)
+        if dose_problems:
+            # A dose that disagrees with its own plan (a whole-course dose labelled FRACTION,
+            # a per-fraction dose labelled PLAN...) must not become a verdict as it stands.
+            return None, F.DOSE_IMPLAUSIBLE, "dose not usable for a verdict: " + \
+                "; ".join(dose_problems)
         group = (names,) if isinstance(names, str) else tuple(names)
         parts = [self.structure(n) for n in group]
         for s in parts:
             if s.is_empty or s.is_point:
                 what = "a point ROI" if s.is_point else "empty (no contours)"
                 return None, F.STRUCTURE_EMPTY, f"structure {s.name!r} is {what}"
+            if getattr(s, "problems", None):
+                # contours skipped on reading: the rest of the structure is not the structure
+                return None, F.STRUCTURE_INCOMPLETE, f"structure {s.name!r} is incomplete: " \
+                    + "; ".join(s.problems)
         key = tuple(s.number for s in parts)
         if key not in self._dvhs:
             from rtcheck import dvh as dvh_mod
