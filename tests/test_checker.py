@@ -288,12 +288,17 @@ def test_technique_from_rtchecks_criterion_for_an_unlisted_scheme():
     assert s.code == F.OUT_OF_SCOPE and "not an SBRT course" in s.reason
     assert find(result, "fractionation.reirradiation").status == "FAIL"
     # 30 Gy/4: not listed; 7.5 Gy per fraction, BED10 = 30 (1 + 7.5/10) = 52.5 >= 30 Gy in
-    # <= 5 fractions: SBRT by the criterion, and 4 fractions have no spine range
+    # <= 5 fractions: SBRT by the criterion, and 4 fractions have no spine range; the row
+    # allows it as a biological equivalent, so the range rule WARNs rather than FAILs
     result = check(make_plan(rx=30, fractions=4, with_dose=False), indication="reirradiation",
                    site="spine")
     assert (result.facts["technique"], result.facts["technique_how"]) == ("sbrt", "criterion")
-    assert find(result, "sbrt-range.spine").status == "FAIL"
     assert find(result, "fractionation.reirradiation").details["tier"] == "biological_equivalent"
+    f = find(result, "sbrt-range.spine")
+    assert f.status == "WARN" and f.details["indication_tier"] == "biological_equivalent"
+    # without an indication nothing lists it: the range rule FAILs
+    result = check(make_plan(rx=30, fractions=4, with_dose=False), site="spine")
+    assert find(result, "sbrt-range.spine").status == "FAIL"
 
 
 # ============================================================================ SBRT cord Dmax
@@ -414,7 +419,7 @@ def test_cord_must_extend_5_mm_beyond_the_target(z0, z1, evaluated):
 
 def test_french_and_accented_cord_names():
     for name in ("Moelle", "MOELLE", "Moëlle", "moelle_epiniere"):
-        f = find(check(make_plan(fractions=5, cord_gy=20, structures={name: CORD})),
+        f = find(check(make_plan(fractions=5, cord_gy=20, structures={name: CORD, "PTV": PTV})),
                  "sbrt-cord-dmax")
         assert (f.status, f.structure, f.role, f.stands_for) == ("PASS", name, "spinal_cord",
                                                                  "thecal_sac")
@@ -696,7 +701,12 @@ def test_prior_course_from_a_plan():
     # The prior plan: 30 Gy/10 with the cord at 31 Gy, planned Saturday 2025-03-01.
     # cumulative: now 13 Gy in 1 fx -> 48.75; prior 31 Gy in 10 fx -> 39.525; 88.275
     prior = make_plan(fractions=10, rx=30, cord_gy=31.0, date=dt.date(2025, 3, 1), uid="1.2.9")
-    result = check(make_plan(fractions=1, cord_gy=13.0), priors=[prior])
+    this = make_plan(fractions=1, cord_gy=13.0)
+    # a prior plan must be shown to be this patient's: without PatientIDs it is never summed
+    f = find(check(this, priors=[prior]), "reirradiation.cumulative-cord-eqd2")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.PRIOR_MISMATCH)
+    prior.plan.patient_id = this.plan.patient_id = "P1"
+    result = check(this, priors=[prior])
     f = find(result, "reirradiation.cumulative-cord-eqd2")
     assert f.value == pytest.approx(88.275, abs=1e-4)
     assert f.details["courses"][1]["structure"] == "SpinalCord"
@@ -709,12 +719,17 @@ def test_prior_course_from_a_plan():
     # With its treatment records (two days lost: the last fraction on Tuesday 2025-03-18):
     # 5 months (to 2025-08-18) + 14/31 = 5.45 >= 5: PASS, no estimate.
     prior.treatment_dates = [dt.date(2025, 3, d) for d in (3, 4, 5, 6, 7, 12, 13, 14, 17, 18)]
-    result = check(make_plan(fractions=1, cord_gy=13.0), priors=[prior])
+    result = check(this, priors=[prior])
     f = find(result, "reirradiation.interval")
     assert (f.status, f.value) == ("PASS", pytest.approx(5 + 14 / 31))
     assert (f.details["prior_end"], f.details["prior_end_how"]) == ("2025-03-18",
                                                                    "treatment_records")
     assert result.facts["priors"][0]["end_how"] == "treatment_records"
+    # Records of 5 of the 10 fractions (the last on Friday 2025-03-07): the other 5 are added
+    # as weekday fractions, Monday 03-10 to Friday 03-14, labelled an estimate.
+    prior.treatment_dates = [dt.date(2025, 3, d) for d in (3, 4, 5, 6, 7)]
+    f = find(check(this, priors=[prior]), "reirradiation.interval")
+    assert (f.details["prior_end"], f.details["prior_end_how"]) == ("2025-03-14", "estimate")
     with pytest.raises(InputError, match="is the plan being checked"):
         check(make_plan(), priors=[make_plan()])
 
@@ -980,7 +995,7 @@ def fake_loader(monkeypatch):
     """``rtcheck check`` with load_plan replaced: PATH names one of the plans below."""
     plans = {}
     module = types.ModuleType("rtcheck.dicom")
-    module.load_plan = lambda paths, plan=None, structures=None, dose=None: plans[str(
+    module.load_plan = lambda paths, plan=None, structures=None, dose=None, **kw: plans[str(
         paths[0] if isinstance(paths, list) else paths).rsplit("/", 1)[-1]]
     monkeypatch.setitem(sys.modules, "rtcheck.dicom", module)
     return plans

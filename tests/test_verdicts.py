@@ -484,3 +484,128 @@ def test_incomplete_structure_is_not_evaluated_on_what_is_left():
     # the cord (17 Gy) would PASS; the sac cannot be read: NOT_EVALUATED, never PASS
     assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_INCOMPLETE)
     assert f.structure == "ThecalSac" and "odd number" in f.reason
+
+
+def test_cord_contour_with_missing_planes_across_the_target_is_not_evaluated():
+    # Cord planes every 2 mm from z -30 to 30 but none for |z| <= 14: the hot region is there.
+    gap = [c for c in _structure(1, "SpinalCord", CORD).contours if abs(c.z) > 14]
+    plan = spine_plan(cord_gy=17.0, structures={"PTV": PTV})
+    plan.structure_set.structures.append(Structure(9, "SpinalCord", gap))
+    f = only(check(plan), "sbrt-cord-dmax")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_TOO_SHORT)
+    assert "no contour between z -16.0 and 16.0 mm" in f.reason
+
+
+def test_target_found_by_roi_type_or_the_cord_coverage_is_not_evaluated():
+    plan = spine_plan(cord_gy=10.0, structures={"SpinalCord": SHORT_CORD, "Target": PTV})
+    f = only(check(plan), "sbrt-cord-dmax")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_TOO_SHORT)
+    assert "no target (PTV/CTV/GTV) contoured" in f.reason
+    plan.structure_set.get("Target").roi_type = "PTV"  # RTROIInterpretedType names it
+    f = only(check(plan), "sbrt-cord-dmax")
+    assert f.code == F.STRUCTURE_TOO_SHORT and "not 5 mm beyond the target (Target" in f.reason
+
+
+# ============================================================== review findings (false PASS hunt)
+
+
+def test_prior_plan_cord_too_short_is_never_read_low():
+    # The prior's cord stops at |z| = 12 around a PTV spanning |z| <= 25: its maximum may lie
+    # outside the contour, so the prior cord Dmax is unknown and nothing is summed.
+    prior = spine_plan(cord_gy=35.0, sac_gy=35.0, fractions=10, rx=30.0, uid="9.9",
+                       date=dt.date(2025, 3, 1),
+                       structures={"SpinalCord": SHORT_CORD, "PTV": (0.0, 15.0, 8.0, -25.0, 25.0)})
+    r = check(spine_plan(cord_gy=14.0, sac_gy=14.0), priors=[prior])
+    f = only(r, "reirradiation.cumulative-cord-eqd2")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.PRIOR_UNKNOWN)
+    assert "spinal_cord Dmax unknown" in " ".join(r.facts["priors"][0]["notes"])
+
+
+def test_contradictory_site_and_level_are_bad_input():
+    from rtcheck.errors import InputError
+    plan = spine_plan(cord_gy=10.0)
+    with pytest.raises(InputError, match="extraspinal"):
+        check(plan, site="extraspinal", vertebral_level="L1")
+    with pytest.raises(InputError, match="above the sacrum"):
+        check(plan, site="sacrum", vertebral_level="T8")
+    assert check(plan, site="sacrum", vertebral_level="S2").facts["below_conus"] is True
+
+
+def test_nieder_rules_after_an_sbrt_prior_warn_not_derived():
+    # 20 Gy/5 (conventional) after SBRT 27 Gy/3: cumulative BED 10 (1 + 2/2) = 20 +
+    # 15 (1 + 5/2) = 52.5 -> 72.5 Gy2 <= 135.5, but Nieder's data are two conventional courses.
+    r = check(spine_plan(cord_gy=10.0, fractions=5, rx=20.0),
+              priors=["27Gy/3 cord_dmax=15Gy sac_dmax=18Gy end=2025-03-14"])
+    f = only(r, "reirradiation.conventional-cumulative-bed")
+    assert f.value == pytest.approx(72.5)
+    assert (f.status, f.code) == ("WARN", F.OUTSIDE_DERIVATION)
+
+
+def test_plan_whose_beams_contradict_its_fractions_is_not_evaluated():
+    # 30 Gy in 10 fractions prescribed, but the beams deliver 9 Gy per fraction (90 Gy in 10,
+    # 3 x the prescription): the fraction count that selects the rules is unknown.
+    plan = spine_plan(cord_gy=17.0, sac_gy=24.0, fractions=10, rx=30.0)
+    plan.plan.fraction_groups[0].beam_doses_gy = {1: 4.5, 2: 4.5}
+    r = check(plan)
+    for rule in ("sbrt-cord-dmax", "conventional-cord-dmax"):
+        f = only(r, rule)
+        assert (f.status, f.code) == ("NOT_EVALUATED", F.FRACTIONS_UNKNOWN)
+        assert "3.00 x" in f.reason
+    # beams that agree within the factor (1.2 x) are fine
+    plan.plan.fraction_groups[0].beam_doses_gy = {1: 1.8, 2: 1.8}
+    assert only(check(plan), "conventional-cord-dmax").code == F.EVALUATED
+
+
+@pytest.mark.parametrize("text, message", [
+    ("30Gy/10 cord_dmax=31Gy cord_dmax=5Gy", "given twice"),
+    ("0Gy/10 cord_dmax=31Gy", "above 0 Gy"),
+    ("30Gy/10 cord_dmax=-3Gy", "not a dose|>= 0"),
+])
+def test_prior_summary_is_strict(text, message):
+    from rtcheck.errors import InputError
+    with pytest.raises(InputError, match=message):
+        parse_prior_summary(text)
+
+
+def test_reirradiation_metric_that_does_not_exist_is_not_evaluated(tmp_path):
+    path = tmp_path / "d50.toml"
+    path.write_text(open("constraints/bone-metastases-2026.toml", encoding="utf-8").read()
+                    .replace('id = "bone-metastases-2026"', 'id = "d50"', 1)
+                    .replace('quantity = "course_eqd2_max"\nrole = "thecal_sac"',
+                             'quantity = "course_eqd2_max"\nrole = "thecal_sac"', 1)
+                    .replace('metric = "Dmax"\ndescription = "Thecal sac (and cord) point-maximum '
+                             'EQD2 of the new SBRT course',
+                             'metric = "D50cc"\ndescription = "Thecal sac (and cord) point-maximum '
+                             'EQD2 of the new SBRT course', 1), encoding="utf-8")
+    r = check(spine_plan(cord_gy=10.0, sac_gy=12.0), protocols=[str(path)], interval_months=7.0)
+    f = only(r, "reirradiation.course-cord-eqd2")
+    assert f.metric.endswith("D50cc, this course")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.METRIC_UNDEFINED)
+
+
+@pytest.mark.parametrize("rx", [0.0, float("nan"), -5.0])
+def test_prescription_zero_or_nan_is_unknown(rx):
+    plan = spine_plan(cord_gy=10.0, sac_gy=12.0)
+    plan.plan.prescription_gy = rx
+    f = only(check(plan, indication="oligometastatic"), "fractionation.oligometastatic")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.PRESCRIPTION_UNKNOWN)
+
+
+def test_scheme_listed_for_the_indication_is_not_failed_by_the_site_range():
+    # Tableau 5 recommends 35 Gy/7 for oligometastatic disease; section 2.2.2 has no 7-fraction
+    # spine range: the range rule WARNs (review), it does not FAIL a listed scheme.
+    r = check(spine_plan(cord_gy=10.0, sac_gy=12.0, fractions=7, rx=35.0),
+              indication="oligometastatic", site="spine", vertebral_level="L1")
+    assert only(r, "fractionation.oligometastatic").status == "PASS"
+    f = only(r, "sbrt-range.spine")
+    assert f.status == "WARN" and f.details["indication_tier"] == "recommended"
+    assert r.verdict == "REVIEW"
+
+
+def test_organ_in_parts_with_an_empty_part_is_read_on_the_others():
+    parts = {"Jejunum": (-12.0, -20.0, 7.0, -10.0, 10.0), "SpinalCord": CORD, "PTV": PTV}
+    plan = spine_plan(cord_gy=20.0, sac_gy=20.0, fractions=1, rx=18.0, structures=parts)
+    plan.structure_set.structures.append(Structure(9, "Ileum", []))
+    f = only(check(plan, protocols=["tg101"]), "tg101.small-bowel.dmax")
+    # the jejunum alone at 20 Gy is beyond Dmax <= 15.4 Gy (TG-101, 1 fraction)
+    assert (f.status, f.structure) == ("FAIL", "Jejunum")

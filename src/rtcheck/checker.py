@@ -117,19 +117,21 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
     ab = dict(alpha_beta or {})
     _validate(rules, table, indication, site, technique, explicit, ab, interval_months)
     levels = _parse_levels(vertebral_level)
+    _check_site_and_level(site, levels, vertebral_level)
     conus, conus_text = _conus(protos)
     when, how = _course_date(date, plan)
     frac_rule = next((r for r in rules if isinstance(r, FractionationRule)
                       and indication and r.indication == indication), None)
+    plan_problem = _plan_inconsistency(plan)
     ctx = Context(data=plan, table=table, explicit=explicit, indication=indication, site=site,
-                  technique=_technique(technique, frac_rule, site, plan),
+                  technique=_technique(technique, frac_rule, site, plan, plan_problem),
                   levels=levels, level_text=vertebral_level,
                   below_conus=site == "sacrum" or (levels is not None and conus is not None
                                                    and levels[0] > conus),
                   conus_text=conus_text if site != "sacrum" else "site sacrum",
                   priors=_priors(priors, plan, table, explicit, rules),
                   interval_months=interval_months, date=when, date_how=how, ab_overrides=ab,
-                  rules=rules)
+                  plan_problem=plan_problem, rules=rules)
     for w in plan.warnings:
         ctx.note("loader", w)
     for n in table.notes:
@@ -188,6 +190,47 @@ def _missing_facts(ctx: Context) -> list[Finding]:
                     source="rtcheck: facts DICOM does not hold", code=FACT_MISSING,
                     missing=need, details={"rules": rules})
             for need, rules in needs.items()]
+
+
+#: The beams' doses per fraction times the fractions may differ from the prescription this much
+#: (ratio) before the plan's fraction count is not trusted: beam doses are given at a reference
+#: point, which need not be the prescription point, so only a gross contradiction counts.
+PLAN_CONSISTENCY_FACTOR = 1.5
+
+
+def _plan_inconsistency(data: PlanData) -> str | None:
+    """Why the plan's prescription, fractions and beam doses contradict each other, or None.
+
+    A plan that says 30 Gy in 10 fractions while its beams deliver 9 Gy per fraction is either
+    90 Gy in 10 or 27 Gy in 3: the number of fractions, which selects the rules, is unknown.
+    """
+    plan = data.plan
+    if plan is None or len(plan.fraction_groups) != 1 or not plan.prescription_gy:
+        return None
+    group = plan.fraction_groups[0]
+    per_fraction = sum(group.beam_doses_gy.values()) if group.beam_doses_gy else 0.0
+    if not group.fractions or per_fraction <= 0:
+        return None
+    total = per_fraction * group.fractions
+    ratio = total / plan.prescription_gy
+    if 1 / PLAN_CONSISTENCY_FACTOR <= ratio <= PLAN_CONSISTENCY_FACTOR:
+        return None
+    return (f"the plan's beams deliver {per_fraction:.3g} Gy per fraction, {total:.4g} Gy in "
+            f"{group.fractions} fractions, but it prescribes {plan.prescription_gy:g} Gy "
+            f"({ratio:.2f} x): the fraction count or the prescription is wrong")
+
+
+def _check_site_and_level(site: str | None, levels: tuple[int, int] | None,
+                          text: str | None) -> None:
+    """A vertebral level contradicts an extraspinal site; a sacral site needs a sacral level."""
+    if levels is None or site is None:
+        return
+    if site == "extraspinal":
+        raise InputError(f"--vertebral-level {text} with --site extraspinal: a vertebral level "
+                         "is a spinal (or sacral) site; give one or the other")
+    if site == "sacrum" and levels[0] < parse_vertebral_level("S1"):
+        raise InputError(f"--vertebral-level {text} with --site sacrum: the level lies above "
+                         "the sacrum (S1-S5); use --site spine for a lumbar or thoracic level")
 
 
 def _result(ctx: Context, protos: list[Protocol]) -> CheckResult:
@@ -273,10 +316,12 @@ def _priors(priors, data: PlanData, table: RoleMap, explicit: Mapping[str, str],
 
 
 def _technique(technique: str | None, frac_rule: Rule | None, site: str | None,
-               data: PlanData) -> Technique:
+               data: PlanData, plan_problem: str | None = None) -> Technique:
     """SBRT or conventional: given, else the indication's scheme, else the criterion."""
     if technique is not None:
         return given_technique(technique)
+    if plan_problem:
+        return Technique(None, "unknown", f"technique unknown: {plan_problem}")
     total = data.plan.prescription_gy if data.plan else None
     n = data.fractions
     if frac_rule is not None and total is not None and n:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtcheck import extent
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData
 from rtcheck.radiobiology import parse_dose, split_scheme
@@ -28,6 +29,8 @@ from rtcheck.technique import TECHNIQUES, Technique, given_technique, technique_
 SUMMARY_DOSE_KEYS = {"cord_dmax": "spinal_cord", "sac_dmax": "thecal_sac",
                      "cauda_dmax": "cauda_equina"}
 _SUMMARY_KEYS = (*SUMMARY_DOSE_KEYS, "date", "end", "technique")
+#: Margin beyond the prior target a prior cord contour must cover (TG-101, as the rules' own).
+EXTENT_MARGIN_MM = 5.0
 #: Roles whose point maximum a prior plan records (the structures of the cord rules).
 CORD_ROLES = ("spinal_cord", "thecal_sac", "cauda_equina", "spinal_cord_prv")
 
@@ -76,6 +79,7 @@ class PriorCourse:
     end_text: str = "date of the last fraction unknown"
     technique: Technique = field(default_factory=lambda: technique_from_scheme(None, None))
     patient_id: str | None = None
+    from_plan: bool = False
     notes: list[str] = field(default_factory=list)
     #: DVHs of the prior plan by role, so that a rule reads the same metric in every course.
     dvhs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -147,20 +151,29 @@ def parse_prior_summary(text: str) -> PriorCourse:
         scheme, rest = split_scheme(text)
     except ValueError as exc:
         raise InputError(f"{where}: start with the scheme, e.g. 30Gy/10 ({exc})") from exc
+    if not scheme.total_gy > 0:
+        raise InputError(f"{where}: the total dose must be above 0 Gy")
     course = PriorCourse(label=f"summary '{text}'", total_dose=scheme.total_gy,
                          fractions=scheme.fractions,
                          technique=technique_from_scheme(scheme.total_gy, scheme.fractions))
+    seen: set[str] = set()
     for token in rest.replace(",", " ").split():
         key, sep, value = token.partition("=")
         key = key.lower()
         if not sep or key not in _SUMMARY_KEYS:
             raise InputError(f"{where}: unknown item {token!r} (expected "
                              f"{', '.join(k + '=...' for k in _SUMMARY_KEYS)})")
+        if key in seen:
+            raise InputError(f"{where}: {key}= given twice")
+        seen.add(key)
         if key in SUMMARY_DOSE_KEYS:
             try:
-                course.point_max[SUMMARY_DOSE_KEYS[key]] = parse_dose(value)
+                dose = parse_dose(value)
             except ValueError as exc:
                 raise InputError(f"{where}: {key}={value!r} is not a dose (e.g. 31Gy)") from exc
+            if not dose >= 0:
+                raise InputError(f"{where}: {key}={value!r} must be a dose >= 0 Gy")
+            course.point_max[SUMMARY_DOSE_KEYS[key]] = dose
         elif key == "technique":
             if value.lower() not in TECHNIQUES:
                 raise InputError(f"{where}: technique={value!r}; expected "
@@ -185,12 +198,8 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
     course = PriorCourse(label=label, total_dose=total, fractions=data.fractions,
                          date=plan.date if plan else None,
                          technique=technique_from_scheme(total, data.fractions),
-                         patient_id=plan.patient_id if plan else None)
-    dates = list(getattr(data, "treatment_dates", []) or [])
-    if dates:
-        course.end_date, course.end_how = max(dates), END_RECORDS
-        course.end_text = (f"last fraction {course.end_date} from {len(dates)} treatment-record "
-                           "date(s)")
+                         patient_id=plan.patient_id if plan else None, from_plan=True)
+    _end_from_records(course, list(getattr(data, "treatment_dates", []) or []))
     _settle_end(course)
     structures = data.structure_set.structures if data.structure_set else []
     names = [s.name for s in structures]
@@ -199,8 +208,13 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
     if data.dose is None or data.dose.units != "GY":
         course.notes.append("point maxima unknown: no dose in Gy in the prior course")
         return course
+    if getattr(data.dose, "problems", None):
+        course.notes.append("point maxima unknown: the prior dose is not usable for a verdict: "
+                            + "; ".join(data.dose.problems))
+        return course
     from rtcheck.dvh import compute_dvh
 
+    found_targets = extent.targets(structures, role_table, usable)
     for role, match in matches.items():
         if match.status != "matched" or match.name is None:
             if match.status == "ambiguous":
@@ -208,6 +222,13 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
             continue
         structure = data.structure_set.get(match.name)  # type: ignore[union-attr]
         if not structure.contours:
+            continue
+        # the same reading conditions as this course's structures: complete contours that
+        # cover the prior target's extent, or the prior maximum may be read low
+        problem = ("; ".join(getattr(structure, "problems", None) or [])
+                   or extent.coverage_problem([structure], found_targets, EXTENT_MARGIN_MM))
+        if problem:
+            course.notes.append(f"{role} Dmax unknown: {problem}")
             continue
         dvh = compute_dvh(structure, data.dose)
         if not dvh.fully_covered:
@@ -219,6 +240,24 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
         course.structures[role] = match.name
         course.notes.append(f"{role} Dmax {dvh.dmax:.2f} Gy from {match.how}")
     return course
+
+
+def _end_from_records(course: PriorCourse, dates: list[dt.date]) -> None:
+    """The last fraction from treatment-record dates; when the records hold fewer dates than
+    the fractions planned, the remaining fractions are added as weekday fractions (estimate)."""
+    if not dates:
+        return
+    last, n = max(dates), len(set(dates))
+    remaining = (course.fractions or n) - n
+    if remaining <= 0:
+        course.end_date, course.end_how = last, END_RECORDS
+        course.end_text = f"last fraction {last} from {n} treatment-record date(s)"
+        return
+    course.end_date = estimated_end(last + dt.timedelta(days=1), remaining)
+    course.end_how = END_ESTIMATE
+    course.end_text = (f"estimated last fraction {course.end_date}: the treatment records hold "
+                       f"{n} of {course.fractions} fractions (last {last}), the other {remaining} "
+                       "counted as weekday fractions after it")
 
 
 def parse_date(value: str, where: str) -> dt.date:

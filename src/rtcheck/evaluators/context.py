@@ -54,6 +54,8 @@ class Context:
     date: dt.date | None
     date_how: str
     ab_overrides: dict[str, float]
+    #: Why the plan's own numbers (fractions, prescription, beam doses) contradict each other.
+    plan_problem: str | None = None
     rules: list[Rule] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
@@ -65,11 +67,13 @@ class Context:
 
     @property
     def fractions(self) -> int | None:
-        return self.data.fractions
+        return None if self.plan_problem else self.data.fractions
 
     @property
     def prescription(self) -> float | None:
-        return self.data.plan.prescription_gy if self.data.plan else None
+        if self.plan_problem or self.data.plan is None:
+            return None
+        return self.data.plan.prescription_gy
 
     @property
     def is_reirradiation(self) -> bool:
@@ -78,6 +82,8 @@ class Context:
             or self.indication == "reirradiation"
 
     def fractions_unknown(self) -> str:
+        if self.plan_problem:
+            return f"number of fractions unknown: {self.plan_problem}"
         if self.data.plan is None:
             return "number of fractions unknown: no RTPLAN"
         groups = len(self.data.plan.fraction_groups)
@@ -189,10 +195,11 @@ def prescription(rule: Rule, ctx: Context) -> tuple[float, int] | Finding:
     if n is None:
         return finding(rule, "NOT_EVALUATED", ctx.fractions_unknown(), metric="prescription",
                        code=F.FRACTIONS_UNKNOWN)
-    if total is None:
-        return finding(rule, "NOT_EVALUATED", "total prescribed dose unknown: the RTPLAN states "
-                       "no TargetPrescriptionDose and no beam doses", metric="prescription",
-                       code=F.PRESCRIPTION_UNKNOWN)
+    if total is None or not math.isfinite(total) or total <= 0:
+        why = ("the RTPLAN states no TargetPrescriptionDose and no beam doses" if total is None
+               else f"the plan states {total!r} Gy")
+        return finding(rule, "NOT_EVALUATED", f"total prescribed dose unknown: {why}",
+                       metric="prescription", code=F.PRESCRIPTION_UNKNOWN)
     return total, n
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rtcheck import findings as F
 from rtcheck.evaluators.context import Context, finding, prescription
 from rtcheck.findings import Finding
+from rtcheck.fractionation_tiers import assess_scheme
 from rtcheck.protocols import Rule
+from rtcheck.rules import FractionationRule
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
@@ -37,5 +39,25 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
     same_n = [r.label for r in rule.ranges if r.fractions_min <= n <= r.fractions_max]
     why = (f"outside {', '.join(same_n)}" if same_n
            else f"no {rule.site} SBRT range for {n} fractions")
+    listed = _listed_for_indication(ctx, total, n)
+    if listed is not None:
+        # The referential lists the scheme for this indication elsewhere (Tableau 5's 35 Gy/7,
+        # a biological equivalent): outside section 2.2.2's ranges is then a point to review,
+        # not a failure -- "FAIL only outside all of them" (issue 9, item 5).
+        common["details"]["indication_tier"] = listed.tier
+        return [finding(rule, "WARN", f"{label}: {why} (ranges: {rule.summary()}), but the "
+                        f"scheme is {listed.tier.replace('_', ' ')} for indication "
+                        f"{ctx.indication} ({listed.source}): check the dose against section "
+                        f"2.2.2{unknown}", **common)]
     return [finding(rule, rule.severity, f"{label}: {why} (ranges: {rule.summary()}; "
                     f"{ctx.technique.text}){unknown}", **common)]
+
+
+def _listed_for_indication(ctx: Context, total: float, n: int):
+    """The indication row's assessment of the scheme when it lists it in a tier (not FAIL)."""
+    row = next((r for r in ctx.rules if isinstance(r, FractionationRule)
+                and ctx.indication is not None and r.indication == ctx.indication), None)
+    if row is None:
+        return None
+    got = assess_scheme(row, total, n, site=ctx.site, technique=ctx.technique.value)
+    return got if got.tier and got.status in ("PASS", "WARN") else None

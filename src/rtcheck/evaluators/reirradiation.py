@@ -22,6 +22,7 @@ evaluated and its PASS becomes a WARN saying so.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rtcheck import findings as F
@@ -83,11 +84,13 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
 
 
 def _other_patients(ctx: Context) -> str:
+    """Prior plans not shown to be this patient's: another PatientID, or one of the two
+    missing (a summary is the user's statement about this patient and has none)."""
     this = ctx.data.plan.patient_id if ctx.data.plan else None
-    bad = [f"{p.label} (patient {p.patient_id})" for p in ctx.priors
-           if this and p.patient_id and p.patient_id != this]
-    return ("prior course(s) of another patient: " + "; ".join(bad)
-            + f" vs this plan's patient {this}") if bad else ""
+    bad = [f"{p.label} (patient {p.patient_id or 'unknown'})" for p in ctx.priors
+           if p.from_plan and not (this and p.patient_id and p.patient_id == this)]
+    return ("prior course(s) not shown to be this patient's: " + "; ".join(bad)
+            + f" vs this plan's patient {this or 'unknown'}") if bad else ""
 
 
 def _dated_after(ctx: Context) -> str:
@@ -240,6 +243,9 @@ def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, a
                             f"{target.label!r} lies inside the dose grid: this course's "
                             f"{rule.metric} unknown", code=F.NOT_COVERED)
     this = dvh.metric(rule.metric)
+    if math.isnan(this):
+        return TargetResult(target, "NOT_EVALUATED", f"{rule.metric} does not exist for "
+                            f"{target.label!r} ({dvh.volume_cc:.2f} cc)", code=F.METRIC_UNDEFINED)
     convert = bed if rule.quantity in ("cumulative_bed_max", "each_course_bed_max") else eqd2
     word = "BED" if convert is bed else "EQD2"
     courses = [{"course": "this plan", "structure": target.label, "role": target.role,
@@ -249,7 +255,7 @@ def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, a
     if needs_priors:
         for p in ctx.priors:
             value = _course_value(rule, p, target.role)
-            if value is None or not p.fractions:
+            if value is None or math.isnan(value) or not p.fractions:
                 return TargetResult(target, "NOT_EVALUATED", f"{p.label}: {rule.metric} of the "
                                     f"{target.role} unknown" + (f" ({'; '.join(p.notes)})"
                                                                if p.notes else ""),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtcheck import extent
 from rtcheck import findings as F
 from rtcheck.evaluators.context import Context, finding
 from rtcheck.findings import Finding, StructureValue
@@ -21,8 +22,6 @@ from rtcheck.protocols import Rule
 #: Roles of the cord family: missing, they leave the cord unchecked (NOT_EVALUATED) unless the
 #: site keeps the cord out of the field; other organs are checked only when contoured.
 CORD_FAMILY = ("spinal_cord", "thecal_sac", "cauda_equina", "spinal_cord_prv", "spinal_canal")
-#: Roles whose contours give the target's cranio-caudal extent, in order of preference.
-TARGET_ROLES = ("ptv", "ctv", "gtv")
 #: Status order when several structures are evaluated for one rule (most restrictive last).
 _ORDER = ("PASS", "WARN", "NOT_EVALUATED", "FAIL")
 
@@ -75,7 +74,12 @@ def rule_targets(rule: Rule, ctx: Context) -> list[Target] | Finding | None:
     for role, match in matched:
         stands_for = None if (role == rule.role or source_present) else rule.role
         if getattr(match, "union", False):
-            targets.append(Target(tuple(match.names), role, stands_for))
+            # an organ in parts: a part without contours is not contoured in this plan
+            names = tuple(n for n in match.names if ctx.structure(n).contours) or match.names
+            for n in set(match.names) - set(names):
+                ctx.note("roles", f"{n!r} has no contours: {role} is read on "
+                         f"{' + '.join(names)}", n)
+            targets.append(Target(tuple(names), role, stands_for))
         else:
             targets += [Target((n,), role, stands_for) for n in match.names]
     if targets:
@@ -102,27 +106,14 @@ def _nothing_to_read(rule: Rule, ctx: Context, roles: list[str]) -> Finding | No
 
 
 def too_short(target: Target, rule: Rule, ctx: Context) -> str | None:
-    """Why a cord-family structure cannot stand for the cord's maximum: its contours stop
-    within ``rule.extent_margin_mm`` of the target's cranio-caudal extent (TG-101)."""
-    margin = rule.extent_margin_mm
+    """Why a cord-family structure cannot stand for the cord's maximum: it does not cover the
+    target's cranio-caudal extent plus ``rule.extent_margin_mm`` (TG-101), or skips planes
+    there (:mod:`rtcheck.extent`)."""
+    margin = getattr(rule, "extent_margin_mm", None)
     if margin is None or target.role not in CORD_FAMILY:
         return None
-    extent = target_extent(ctx)
-    if extent is None:
-        ctx.note("scope", f"{rule.id}: no PTV/CTV/GTV contoured, so the length of "
-                 f"{target.label!r} against the target was not checked")
-        return None
-    (t_lo, t_hi), target_names = extent
-    zs = [c.z for n in target.names for c in ctx.structure(n).contours]
-    if not zs:
-        return None
-    lo, hi = min(zs), max(zs)
-    tol = 0.05  # mm: contour plane positions are rounded in exports
-    if lo <= t_lo - margin + tol and hi >= t_hi + margin - tol:
-        return None
-    return (f"{target.label!r} spans z {lo:.1f} to {hi:.1f} mm, not {margin:g} mm beyond the "
-            f"target ({', '.join(target_names)}: z {t_lo:.1f} to {t_hi:.1f} mm): its maximum may "
-            "lie outside the contour; extend it (TG-101)")
+    found = extent.targets(ctx.structures(), ctx.table, ctx.explicit)
+    return extent.coverage_problem([ctx.structure(n) for n in target.names], found, margin)
 
 
 def target_dvh(target: Target, rule: Rule, ctx: Context) -> tuple[Any, TargetResult | None]:
@@ -135,18 +126,6 @@ def target_dvh(target: Target, rule: Rule, ctx: Context) -> tuple[Any, TargetRes
     if short:
         return None, TargetResult(target, "NOT_EVALUATED", short, code=F.STRUCTURE_TOO_SHORT)
     return dvh, None
-
-
-def target_extent(ctx: Context) -> tuple[tuple[float, float], list[str]] | None:
-    """Cranio-caudal extent (z min, z max) of the targets and their names, or None."""
-    for role in TARGET_ROLES:
-        match = ctx.role_match(role)
-        names = [n for n in match.candidates if n in {s.name for s in ctx.structures()}]
-        zs = [c.z for n in dict.fromkeys(names) for s in ctx.structures() if s.name == n
-              for c in s.contours]
-        if zs:
-            return (min(zs), max(zs)), list(dict.fromkeys(names))
-    return None
 
 
 def decide(rule: Rule, results: list[TargetResult], upper: bool, **common: Any) -> Finding:
