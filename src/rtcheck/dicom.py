@@ -23,7 +23,9 @@ how to choose. Decisions that change doses are recorded in ``PlanData.warnings``
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,13 +34,19 @@ from functools import wraps
 from pathlib import Path
 
 import numpy as np
-from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
 
-from rtcheck.dose import dose_grid_from_dataset, multiply_fractions, sum_doses
-from rtcheck.errors import InputError
+from rtcheck.dose import (
+    dose_grid_from_dataset,
+    multiply_fractions,
+    parse_count,
+    parse_number,
+    sum_doses,
+)
+from rtcheck.errors import InputError, RTCheckError
 from rtcheck.model import (
     Contour,
     DoseGrid,
@@ -52,6 +60,8 @@ from rtcheck.model import (
 __all__ = [
     "FileHeader",
     "PlanGroup",
+    "beams_total_gy",
+    "check_dose_plausibility",
     "group_plans",
     "load_plan",
     "read_dose",
@@ -95,8 +105,8 @@ _RECORD_DATES: tuple[tuple[tuple[str, ...], str], ...] = (
 
 #: Contours whose points' z differ by more than this (mm) are not on one axial plane.
 PLANAR_TOLERANCE_MM = 0.01
-#: A dose maximum outside [LOW, HIGH] x prescription is suspicious (see _check_against_rx).
-RX_RATIO_LOW, RX_RATIO_HIGH = 0.5, 3.0
+#: No patient coordinate is 100 m from the origin: a contour point beyond is corrupt.
+MAX_COORDINATE_MM = 1e5
 
 _CONTOUR_DATA = 0x30060050
 _CLOSED_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")
@@ -123,18 +133,76 @@ def _quietly(func):
     return wrapper
 
 
-def _looks_like_dicom(head: bytes) -> tuple[bool, bool]:
-    """(is DICOM, has file meta) from a file's first 132 bytes.
+def _guarded(kind: str):
+    """Readers' last line of defence: an exception that is not an RTCheckError (a value of a
+    wrong VR met deep in pydicom, a corrupted byte no check foresaw) becomes an InputError
+    naming the file (the first argument), so no input ends in a traceback."""
+    def decorate(func):
+        @wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except RTCheckError:
+                raise
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                source = args[0] if args else next(iter(kwargs.values()), None)
+                if isinstance(source, Dataset):
+                    where = getattr(source, "filename", None) or None
+                elif isinstance(source, (str, os.PathLike)):
+                    where = str(source)
+                elif isinstance(source, (list, tuple)):
+                    where = ", ".join(map(str, source)) or None
+                else:
+                    where = None
+                raise InputError(f"unreadable {kind} ({type(exc).__name__}: {_short(exc)})",
+                                 where) from exc
+        return wrapper
+    return decorate
 
-    A Part 10 file has 'DICM' at byte 128. Some exports (older CMS/Elekta, pydicom's own
-    rtstruct.dcm) hold a bare little-endian dataset instead, which starts with a group 0002
-    or 0008 tag; anything else is not DICOM, which keeps folder scans fast.
+
+#: Bytes read to decide whether a file is DICOM (preamble, file meta, first element).
+SNIFF_BYTES = 4096
+#: Extensions that claim a file is DICOM: one that is not is listed as skipped, not ignored.
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic", ".ima"})
+#: Explicit-VR value representations with a 2-byte reserved field and a 4-byte length.
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV"}
+
+
+def _looks_like_dicom(head: bytes) -> tuple[bool, bool]:
+    """(is DICOM, has file meta) from a file's first bytes (:data:`SNIFF_BYTES`).
+
+    A Part 10 file has 'DICM' at byte 128, followed by its file meta group (0002). Some
+    exports (older CMS/Elekta, pydicom's own rtstruct.dcm) hold a bare little-endian dataset
+    instead, which starts with a group 0002 or 0008 tag; anything else is not DICOM, which
+    keeps folder scans fast. The element after the file meta group must not be group 0000
+    (a command group, never stored in a file: zero-filled bytes read as such would make
+    pydicom parse millions of empty elements, 10 s for a 24 MB zero-filled file).
     """
     if len(head) >= 132 and head[128:132] == b"DICM":
-        return True, True
+        return _first_dataset_group(head, 132) != 0, True
     if len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00"):
-        return True, False
+        return _first_dataset_group(head, 0) != 0, False
     return False, False
+
+
+def _first_dataset_group(head: bytes, pos: int) -> int | None:
+    """The group of the first element after the file meta group (explicit VR little endian),
+    or None when it lies beyond ``head`` (a long file meta: not checked)."""
+    while pos + 8 <= len(head):
+        group = int.from_bytes(head[pos:pos + 2], "little")
+        if group != 0x0002:
+            return group
+        vr = head[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return None
+            pos += 12 + int.from_bytes(head[pos + 8:pos + 12], "little")
+        else:
+            pos += 8 + int.from_bytes(head[pos + 6:pos + 8], "little")
+    return None
 
 
 def _short(exc: BaseException) -> str:
@@ -151,24 +219,42 @@ def _read(path: PathLike, header_only: bool = False, named: bool = True) -> Data
         A named file that is not DICOM, or any DICOM file that is truncated or corrupt.
     """
     where = str(path)
+    kind = _non_regular(where)
+    if kind:
+        raise InputError(f"not a regular file ({kind}): not read", where)
     try:
         with open(where, "rb") as f:
-            head = f.read(132)
+            head = f.read(SNIFF_BYTES)
         size = os.path.getsize(where)
     except OSError as exc:
         raise InputError(f"cannot open the file ({exc.strerror or exc})", where) from exc
     is_dicom, has_meta = _looks_like_dicom(head)
     if not is_dicom:
-        if named:
-            raise InputError("not a DICOM file", where)
+        if named or Path(where).suffix.lower() in DICOM_EXTENSIONS:
+            raise InputError("not a DICOM file" + (
+                " (zero-filled or garbage after the DICOM header)"
+                if head[128:132] == b"DICM" or head[:2] in (b"\x02\x00", b"\x08\x00")
+                else ""), where)
         return None
+    garbage: list[int] = []
+
+    def stop_when(tag, vr, length) -> bool:
+        if tag >> 16 == 0:  # group 0000 inside a stored dataset: zero-filled or garbage bytes
+            garbage.append(int(tag))
+            return True
+        return header_only and tag in (0x7FE00010, 0x7FE00009, 0x7FE00008)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = dcmread(where, stop_before_pixels=header_only, force=not has_meta)
+            with open(where, "rb") as f:
+                ds = read_partial(f, stop_when, force=not has_meta)
         except Exception as exc:  # pydicom raises many types on bad bytes
             raise InputError(f"not a readable DICOM file: truncated or corrupt ({_short(exc)})",
                              where) from exc
+    if garbage:
+        raise InputError("corrupt DICOM file: zero-filled or garbage bytes where a data "
+                         "element should be (tag (0000,xxxx) inside the dataset)", where)
     if any("EOF" in str(w.message) or "end of file" in str(w.message).lower() for w in caught):
         raise InputError("truncated DICOM file (ends inside a sequence)", where)
     _check_complete(ds, where, size, whole_file=not header_only)
@@ -177,6 +263,26 @@ def _read(path: PathLike, header_only: bool = False, named: bool = True) -> Data
             raise InputError("not a DICOM file (no SOP class, no modality)", where)
         return None
     return ds
+
+
+def _non_regular(path: str) -> str | None:
+    """What a path is when it is not a regular file (FIFO, device, socket...), else None.
+
+    Opening a FIFO or a character device named ``*.dcm`` would block for ever (or read an
+    endless stream): only regular files are opened. Symbolic links are followed.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # open() reports it
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _check_complete(ds: Dataset, where: str, size: int, whole_file: bool) -> None:
@@ -254,6 +360,7 @@ def _first(ds: Dataset, sequence: str, keyword: str):
 # --------------------------------------------------------------------------------------
 
 @_quietly
+@_guarded("RTDOSE")
 def read_dose(source: PathLike | Dataset) -> DoseGrid:
     """Read an RTDOSE into a :class:`DoseGrid` (as stored: no summation or fraction scaling).
 
@@ -304,28 +411,49 @@ def _contour_points(item: Dataset) -> np.ndarray:
 
 
 class _RoiReport:
-    """Per-ROI counts of what was skipped, turned into warnings once all contours are read."""
+    """Per-ROI counts of what was skipped, turned into warnings and the structure's
+    ``problems`` once all its contours are read."""
 
     def __init__(self) -> None:
         self.short = 0
         self.bad = 0
+        self.nonfinite = 0
+        self.far = 0
         self.nonplanar = 0
         self.nonplanar_span = 0.0
         self.ignored: dict[str, int] = {}
 
-    def messages(self, label: str) -> list[str]:
+    def problems(self) -> list[str]:
+        """Why the ROI as read is incomplete, one sentence per class of skipped contour."""
         out = []
         if self.nonplanar:
             out.append(
-                f"{label}: {self.nonplanar} contour(s) not on an axial plane (z varies by up to "
-                f"{self.nonplanar_span:.3g} mm within a contour); rtcheck needs axial contours, "
-                "so this ROI's contours were dropped and it has no DVH")
+                f"{self.nonplanar} contour(s) not on an axial plane (z varies by up to "
+                f"{self.nonplanar_span:.3g} mm within a contour): all of its contours dropped")
         if self.short:
-            out.append(f"{label}: {self.short} contour(s) with fewer than 3 points skipped")
+            out.append(f"{self.short} contour(s) with fewer than 3 points skipped")
         if self.bad:
-            out.append(f"{label}: {self.bad} contour(s) with unreadable ContourData skipped")
+            out.append(f"{self.bad} contour(s) with unreadable ContourData (not numbers, or a "
+                       "count of values that is not a multiple of 3) skipped")
+        if self.nonfinite:
+            out.append(f"{self.nonfinite} contour(s) with non-finite coordinates (NaN or "
+                       "infinity) skipped")
+        if self.far:
+            out.append(f"{self.far} contour(s) with coordinates more than "
+                       f"{MAX_COORDINATE_MM:g} mm from the origin skipped")
         for kind, n in sorted(self.ignored.items()):
-            out.append(f"{label}: {n} {kind} contour(s) ignored (not a closed contour or point)")
+            out.append(f"{n} {kind} contour(s) ignored (a closed contour or a point is "
+                       "expected)")
+        return out
+
+    def messages(self, label: str) -> list[str]:
+        out = []
+        for text in self.problems():
+            if text.startswith(f"{self.nonplanar} contour(s) not on an axial plane"):
+                text = (f"{self.nonplanar} contour(s) not on an axial plane (z varies by up to "
+                        f"{self.nonplanar_span:.3g} mm within a contour); rtcheck needs axial "
+                        "contours, so this ROI's contours were dropped and it has no DVH")
+            out.append(f"{label}: {text}")
         return out
 
 
@@ -338,8 +466,14 @@ def _add_contours(structure: Structure, items: Iterable[Dataset], report: _RoiRe
             continue
         try:
             xyz = _contour_points(item)
-        except ValueError:
+        except (ValueError, TypeError):
             report.bad += 1
+            continue
+        if xyz.size and not np.all(np.isfinite(xyz)):
+            report.nonfinite += 1
+            continue
+        if xyz.size and float(np.max(np.abs(xyz))) > MAX_COORDINATE_MM:
+            report.far += 1
             continue
         if kind == "POINT":
             points.append(xyz)
@@ -357,6 +491,7 @@ def _add_contours(structure: Structure, items: Iterable[Dataset], report: _RoiRe
         structure.points = np.concatenate([structure.points, *points])
     if report.nonplanar:
         structure.contours = []
+    structure.problems.extend(report.problems())
 
 
 def _structure_set_frame(ds: Dataset, warn: list[str]) -> str | None:
@@ -378,6 +513,7 @@ def _structure_set_frame(ds: Dataset, warn: list[str]) -> str | None:
 
 
 @_quietly
+@_guarded("RTSTRUCT")
 def read_structure_set(source: PathLike | Dataset) -> StructureSet:
     """Read an RTSTRUCT into a :class:`StructureSet`.
 
@@ -463,26 +599,44 @@ def _date(value) -> _dt.date | None:
         return None
 
 
-def _fraction_groups(ds: Dataset) -> list[FractionGroup]:
+def _fraction_groups(ds: Dataset, where: str | None) -> list[FractionGroup]:
+    """The fraction groups, their numbers read strictly.
+
+    NumberOfFractionsPlanned must be a positive whole number when present ("3.5" is not 3,
+    "-3" and "0" are no number of fractions); BeamDose and BeamMeterset must be finite
+    numbers, BeamDose not negative. Anything else is an InputError naming the attribute: the
+    fractions scale FRACTION doses and every biological conversion.
+    """
     groups = []
     for i, item in enumerate(ds.get("FractionGroupSequence") or [], start=1):
-        beams, doses = [], {}
+        beams, doses, metersets = [], {}, {}
         for ref in item.get("ReferencedBeamSequence") or []:
             number = _int(ref.get("ReferencedBeamNumber"))
             if number is None:
                 continue
             beams.append(number)
-            dose = _float(ref.get("BeamDose"))
+            dose = parse_number(ref.get("BeamDose"), f"BeamDose of beam {number}", where,
+                                "RTPLAN")
             if dose is not None:
+                if dose < 0:
+                    raise InputError(f"RTPLAN BeamDose of beam {number} is negative ({dose:g} "
+                                     "Gy)", where)
                 doses[number] = dose
+            mu = parse_number(ref.get("BeamMeterset"), f"BeamMeterset of beam {number}", where,
+                              "RTPLAN")
+            if mu is not None:
+                metersets[number] = mu
         groups.append(FractionGroup(
             number=_int(item.get("FractionGroupNumber")) or i,
-            fractions=_int(item.get("NumberOfFractionsPlanned")),
-            beam_numbers=tuple(beams), beam_doses_gy=doses))
+            fractions=parse_count(item.get("NumberOfFractionsPlanned"),
+                                  f"NumberOfFractionsPlanned (fraction group {i})", where,
+                                  "RTPLAN"),
+            beam_numbers=tuple(beams), beam_doses_gy=doses, beam_metersets=metersets))
     return groups
 
 
-def _prescription(ds: Dataset, groups: list[FractionGroup], notes: list[str]) -> float | None:
+def _prescription(ds: Dataset, groups: list[FractionGroup], notes: list[str],
+                  where: str | None = None) -> float | None:
     """Total prescribed dose (Gy): TARGET TargetPrescriptionDose, else beam doses x fractions.
 
     Site or volume targets are preferred over point targets (a plan's calculation point
@@ -494,7 +648,10 @@ def _prescription(ds: Dataset, groups: list[FractionGroup], notes: list[str]) ->
     for item in ds.get("DoseReferenceSequence") or []:
         if str(item.get("DoseReferenceType", "") or "").strip().upper() != "TARGET":
             continue
-        dose = _float(item.get("TargetPrescriptionDose"))
+        dose = parse_number(item.get("TargetPrescriptionDose"), "TargetPrescriptionDose",
+                            where, "RTPLAN")
+        if dose is not None and dose < 0:
+            raise InputError(f"RTPLAN TargetPrescriptionDose is negative ({dose:g} Gy)", where)
         if dose is not None and dose > 0:
             kind = str(item.get("DoseReferenceStructureType", "") or "").strip().upper()
             label = _text(item.get("DoseReferenceDescription")) or kind or "target"
@@ -510,13 +667,33 @@ def _prescription(ds: Dataset, groups: list[FractionGroup], notes: list[str]) ->
     return _prescription_from_beams(groups, notes)
 
 
-def _prescription_from_beams(groups: list[FractionGroup], notes: list[str]) -> float | None:
+def beams_total_gy(groups: list[FractionGroup]) -> float | None:
+    """The whole-course dose the plan's beams state: sum of BeamDose x fractions.
+
+    None unless every fraction group states its fractions and every beam that delivers
+    (BeamMeterset not 0) states a positive BeamDose: a beam with monitor units but BeamDose
+    0 delivers dose the sum would miss.
+    """
     total = 0.0
+    for g in groups:
+        if not g.fractions or not g.beam_numbers:
+            return None
+        for n in g.beam_numbers:
+            mu, dose = g.beam_metersets.get(n), g.beam_doses_gy.get(n)
+            if mu == 0 or (mu is None and dose == 0):
+                continue  # a setup beam (as _treatment_beams decides)
+            if not dose or dose <= 0:
+                return None
+        total += sum(g.beam_doses_gy.values()) * g.fractions
+    return total if total > 0 else None
+
+
+def _prescription_from_beams(groups: list[FractionGroup], notes: list[str]) -> float | None:
     for g in groups:
         if not g.fractions or not g.beam_numbers or set(g.beam_doses_gy) != set(g.beam_numbers):
             return None
-        total += sum(g.beam_doses_gy.values()) * g.fractions
-    if total <= 0:
+    total = beams_total_gy(groups)
+    if total is None:
         return None
     notes.append(f"no target prescription dose in the plan: prescription taken as the sum of "
                  f"beam doses x fractions, {total:g} Gy")
@@ -524,6 +701,7 @@ def _prescription_from_beams(groups: list[FractionGroup], notes: list[str]) -> f
 
 
 @_quietly
+@_guarded("RTPLAN")
 def read_plan(source: PathLike | Dataset) -> Plan:
     """Read the facts of an RTPLAN a checker needs into a :class:`Plan`.
 
@@ -541,7 +719,7 @@ def read_plan(source: PathLike | Dataset) -> Plan:
     if not uid:
         raise InputError("RTPLAN has no SOPInstanceUID", where)
     notes: list[str] = []
-    groups = _fraction_groups(ds)
+    groups = _fraction_groups(ds, where)
     if not groups:
         notes.append("plan has no FractionGroupSequence: the number of fractions is unknown")
     if len(groups) > 1:
@@ -556,7 +734,7 @@ def read_plan(source: PathLike | Dataset) -> Plan:
         date=_date(ds.get("RTPlanDate")),
         intent=_text(ds.get("PlanIntent")),
         fraction_groups=groups,
-        prescription_gy=_prescription(ds, groups, notes),
+        prescription_gy=_prescription(ds, groups, notes, where),
         referenced_structure_set_uid=_text(
             _first(ds, "ReferencedStructureSetSequence", "ReferencedSOPInstanceUID")),
         frame_of_reference_uid=_text(ds.get("FrameOfReferenceUID")),
@@ -646,14 +824,31 @@ def _dose_references(ds: Dataset) -> tuple[str | None, int | None, tuple[int, ..
 
 
 def _treatment_beams(ds: Dataset) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """Per fraction group, the beams that deliver dose.
+
+    A beam delivers unless it is a SETUP beam (TreatmentDeliveryType), its BeamMeterset is 0,
+    or it states no meterset and a BeamDose of 0. A BeamDose of 0 with monitor units is not a
+    setup beam (some systems write 0 when the dose is specified elsewhere): its BEAM dose is
+    required, never dropped.
+    """
+    setup = set()
+    for key in ("BeamSequence", "IonBeamSequence"):
+        for beam in ds.get(key) or []:
+            if str(beam.get("TreatmentDeliveryType", "") or "").strip().upper() == "SETUP":
+                number = _int(beam.get("BeamNumber"))
+                if number is not None:
+                    setup.add(number)
     out = []
     for i, item in enumerate(ds.get("FractionGroupSequence") or [], start=1):
         beams = []
         for ref in item.get("ReferencedBeamSequence") or []:
             number = _int(ref.get("ReferencedBeamNumber"))
             meterset, dose = _float(ref.get("BeamMeterset")), _float(ref.get("BeamDose"))
-            if number is not None and meterset != 0 and dose != 0:
-                beams.append(number)
+            if number is None or number in setup or meterset == 0:
+                continue
+            if meterset is None and dose == 0:
+                continue
+            beams.append(number)
         out.append((_int(item.get("FractionGroupNumber")) or i, tuple(beams)))
     return tuple(out)
 
@@ -743,9 +938,12 @@ def _as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
 def scan(paths: PathLike | Sequence[PathLike]) -> list[FileHeader]:
     """Headers of the DICOM files in folders (recursively) and/or named files.
 
-    Files met while walking a folder that are not DICOM are skipped silently; DICOM files
-    that cannot be read are returned with ``error`` set. A file named explicitly must be a
-    readable DICOM file (else InputError).
+    Files met while walking a folder that are not DICOM are skipped silently, unless named
+    like DICOM (``.dcm``, ``.dicom``, ``.dic``, ``.ima``); those, DICOM files that cannot be
+    read and anything that is not a regular file (a FIFO or device is never opened: it would
+    block) are returned with ``error`` set, saying why they were skipped. Whether a file is
+    DICOM is decided from its first 4 KB (a zero-filled file is rejected in microseconds). A
+    file named explicitly must be a readable DICOM file (else InputError).
 
     Parameters
     ----------
@@ -780,6 +978,11 @@ class PlanGroup:
     never dropped); ``notes`` records duplicates and other findings. ``records`` are the
     treatment records (RTRECORD) that name this plan (or, without a plan, the plan the doses
     name); a plan without records is not incomplete.
+
+    ``conflicts`` lists files of this group that share a SOPInstanceUID with another file
+    but differ in content, as ``(modality, kept path, other path, message)``: which one is
+    the object cannot be told, so :func:`load_plan` refuses the plan (InputError naming both
+    files). The messages are in ``notes`` too. Identical copies are only noted.
     """
 
     plan: FileHeader | None
@@ -788,6 +991,7 @@ class PlanGroup:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     records: list[FileHeader] = field(default_factory=list)
+    conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.plan is not None:
@@ -798,6 +1002,35 @@ class PlanGroup:
     def files(self) -> list[FileHeader]:
         out = [self.plan, *self.doses, self.structure_set, *self.records]
         return [h for h in out if h is not None]
+
+
+def _same_content(a: str, b: str) -> bool:
+    """True when two files hold the same DICOM object: the same bytes, or (copies written by
+    different tools) equal datasets once the file meta group is set aside."""
+    try:
+        if os.path.getsize(a) == os.path.getsize(b):
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                while True:
+                    block_a, block_b = fa.read(1 << 20), fb.read(1 << 20)
+                    if block_a != block_b:
+                        break
+                    if not block_a:
+                        return True
+        datasets = []
+        for path in (a, b):
+            with open(path, "rb") as f:
+                datasets.append(read_partial(f, None, force=True))
+        return datasets[0] == datasets[1]
+    except Exception:  # unreadable: cannot be shown to be the same object
+        return False
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
 
 
 def _deduplicate(records: Iterable[FileHeader]) -> tuple[list[FileHeader], dict[str, list[str]]]:
@@ -894,7 +1127,16 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
     for g in groups:
         for h in g.files():
             for path in duplicates.get(h.sop_instance_uid or h.path, []):
-                g.notes.append(f"{path} duplicates {h.path} (same SOPInstanceUID): ignored")
+                if _same_content(h.path, path):
+                    g.notes.append(f"{path} duplicates {h.path} (same SOPInstanceUID, same "
+                                   "content): ignored")
+                    continue
+                message = (f"{h.path} and {path} are two different {h.modality} objects with "
+                           f"the same SOPInstanceUID {h.sop_instance_uid} (contents differ: "
+                           f"sha256 {_digest(h.path)}... and {_digest(path)}...): which one "
+                           "is the plan's cannot be told; remove or fix one of them")
+                g.conflicts.append((h.modality, h.path, path, message))
+                g.notes.append(message)
     return groups
 
 
@@ -1002,6 +1244,11 @@ def _beam_doses(headers: list[FileHeader], plan_header: FileHeader | None,
         for n in h.beam_numbers:
             by_beam.setdefault(n, []).append(h)
     expected = groups[wanted_group]
+    if not expected:
+        raise InputError(
+            f"the plan's fraction group {wanted_group} has no beam that delivers dose (every "
+            "beam has BeamMeterset 0 or is a setup beam): its BEAM doses cannot be matched",
+            plan_header.path)
     missing = [n for n in expected if n not in by_beam]
     if missing:
         raise InputError(
@@ -1046,7 +1293,8 @@ def _select_doses(headers: list[FileHeader], explicit: bool, notes: list[str]
 
 
 def _build_dose(headers: list[FileHeader], plan: Plan | None, plan_header: FileHeader | None,
-                explicit: bool, notes: list[str]) -> DoseGrid | None:
+                explicit: bool, notes: list[str], override: str | None = None
+                ) -> DoseGrid | None:
     if not headers:
         return None
     family, chosen = _select_doses(headers, explicit, notes)
@@ -1060,8 +1308,24 @@ def _build_dose(headers: list[FileHeader], plan: Plan | None, plan_header: FileH
         dose, per_session = read_dose(header.path), family == "FRACTION"
         if header.summation == "MULTI_PLAN":
             notes.append("MULTI_PLAN dose: the summed dose of several plans, used as stored")
+    fractions = _fractions_for(plan, chosen[0].fraction_group)
+    if override is not None:
+        labels = ", ".join(sorted({h.summation or "PLAN" for h in chosen}))
+        per_session = override == "FRACTION"
+        dose.summation_override = override
+        if per_session and not fractions:
+            raise InputError(
+                f"--dose-summation FRACTION: the dose (DoseSummationType {labels}) cannot be "
+                "multiplied by the fractions: "
+                + ("there is no RTPLAN" if plan is None
+                   else "the plan does not give a single number of fractions"),
+                ", ".join(h.path for h in chosen))
+        dose.notes.append(
+            f"DoseSummationType {labels} overridden by the user (--dose-summation {override}): "
+            + (f"the stored dose is one fraction, multiplied by {fractions} fractions"
+               if per_session else "the stored dose is the whole course, used as stored "
+               "(not multiplied by the fractions)"))
     if per_session:
-        fractions = _fractions_for(plan, chosen[0].fraction_group)
         if fractions:
             multiply_fractions(dose, fractions)
         else:
@@ -1081,27 +1345,178 @@ def _check_frames(pairs: list[tuple[str | None, str | None, str | None, str | No
                 f"{uid_b}; they do not describe the same patient geometry", path_a)
 
 
-def _check_against_rx(dose: DoseGrid, plan: Plan, notes: list[str]) -> None:
-    """Warn when the dose maximum is implausible for the plan's prescription.
-
-    A whole-plan dose peaks near the prescription (radiosurgery prescribed to the 50 %
-    isodose reaches 2x). A maximum below half the prescription usually means a per-fraction
-    dose stored as PLAN; above 3x, a FRACTION dose that already held every fraction.
-    """
-    if dose.units != "GY" or not plan.prescription_gy or dose.values.size == 0:
-        return
-    dmax = float(np.max(dose.values))
-    ratio = dmax / plan.prescription_gy
-    if ratio < RX_RATIO_LOW or ratio > RX_RATIO_HIGH:
-        notes.append(
-            f"dose maximum {dmax:.3g} Gy is {ratio:.2g} x the plan's prescription "
-            f"{plan.prescription_gy:g} Gy: check that the dose is the whole plan's "
-            f"(DoseSummationType {dose.summation}"
-            + (f", multiplied by {dose.fractions_applied} fractions)" if dose.fractions_applied
-               else ")"))
-
-
+#: The dose maximum of a whole-course dose, as a multiple of the plan's total dose (its
+#: prescription, or its beams' BeamDose x fractions), lies in this band in real plans:
+#: conventional plans peak at 1.02-1.15 x, SBRT at 1.1-1.5 x (hot spots of 120-150 %), SRS
+#: prescribed to the 50 % isodose at 2 x and to the 30-40 % isodose at 2.5-3.3 x; a
+#: simultaneous boost is covered because the largest target prescription is the plan's.
+#: Below 0.8 x the target is not treated (or the prescription is not this dose's); a
+#: per-fraction dose labelled PLAN gives (1.0-1.5)/n x, caught for n >= 2 (n = 2: 0.5-0.75).
+#: Above 3.5 x: a whole-course dose labelled FRACTION and multiplied by n gives n x
+#: (1.0-1.5): caught for n >= 3 (Pinnacle exports: n = 5-35), a grid in cGy labelled GY 100 x.
+DOSE_MAX_BAND = (0.8, 3.5)
+#: The median dose of the hottest target ROI (PTV, CTV or GTV with contours inside the grid),
+#: as a multiple of the plan's total dose: ~1.0-1.05 x for a conventional plan prescribed to
+#: the target's D50 or D95, 1.1-1.3 x for SBRT, ~1.3 x for SRS prescribed to the 50 % isodose
+#: and ~1.6 x at the 30 % isodose (a sphere's median lies at 0.79 of its radius). Below 0.7 x
+#: no target is treated to its prescription; above 2.0 x every target would receive twice its
+#: prescription, which catches a FRACTION-labelled whole-course dose with n = 2 fractions.
+TARGET_MEDIAN_BAND = (0.7, 2.0)
+#: Targets whose median is computed for the cross-check (RTROIInterpretedType, or the start of
+#: the ROI name when the type is not stated).
 _TARGET_TYPES = ("PTV", "CTV", "GTV")
+
+
+def check_dose_plausibility(dose: DoseGrid, plan: Plan,
+                            structure_set: StructureSet | None = None) -> list[str]:
+    """Why ``dose`` cannot be the plan's whole-course dose; empty when it can (or when the
+    plan states no total dose to compare with).
+
+    The dose is compared with each total dose the plan states: its prescription
+    (TargetPrescriptionDose) and its beams' own BeamDose per fraction x fractions (see
+    :func:`beams_total_gy`). It agrees with one when its maximum lies within
+    :data:`DOSE_MAX_BAND` of it and, when a target ROI (PTV, CTV, GTV) has contours inside
+    the grid, the hottest target's median dose lies within :data:`TARGET_MEDIAN_BAND`. The
+    dose is implausible when it agrees with none: then each returned text names the numbers
+    and, when a factor explains it (the fractions a FRACTION dose was multiplied by, 1/n for a
+    per-fraction dose labelled PLAN, 100 for cGy), says so and how to override the label.
+    Cost: one max over the grid and a polygon test on the target planes' bounding boxes.
+    """
+    if dose.units != "GY" or dose.values.size == 0:
+        return []
+    refs = []
+    if plan.prescription_gy:
+        refs.append(("the plan's prescription", float(plan.prescription_gy)))
+    beams = beams_total_gy(plan.fraction_groups)
+    if beams and not any(abs(beams - v) <= 0.01 * v for _, v in refs):
+        refs.append(("the beams' BeamDose x fractions", beams))
+    if not refs:
+        return []
+    dmax = float(np.max(dose.values))
+    target = _hottest_target_median(dose, structure_set) if structure_set else None
+
+    def agrees(ref: float) -> bool:
+        ok = DOSE_MAX_BAND[0] <= dmax / ref <= DOSE_MAX_BAND[1]
+        if target is not None:
+            ok = ok and TARGET_MEDIAN_BAND[0] <= target[1] / ref <= TARGET_MEDIAN_BAND[1]
+        return ok
+
+    if any(agrees(v) for _, v in refs):
+        return []
+    label, ref = refs[0]
+    ratio = dmax / ref
+    facts = [(f"dose maximum {dmax:.4g} Gy = {ratio:.3g} x {label} {ref:g} Gy (plausible "
+              f"{DOSE_MAX_BAND[0]:g}-{DOSE_MAX_BAND[1]:g} x)")]
+    if target is not None:
+        facts.append(f"median dose of target {target[0]!r} {target[1]:.4g} Gy = "
+                     f"{target[1] / ref:.3g} x (plausible {TARGET_MEDIAN_BAND[0]:g}-"
+                     f"{TARGET_MEDIAN_BAND[1]:g} x)")
+    for other_label, other in refs[1:]:
+        facts.append(f"{dmax / other:.3g} x {other_label} {other:g} Gy")
+    return ["; ".join(facts) + ": " + _diagnosis(dose, plan, ratio, target, ref)]
+
+
+def _diagnosis(dose: DoseGrid, plan: Plan, ratio: float, target: tuple[str, float] | None,
+               ref: float) -> str:
+    """The likely explanation of an implausible dose/plan ratio, and what to do."""
+    # The ratio the dose would have with a factor f removed, judged on the maximum (and the
+    # target median when known).
+    def fits(f: float) -> bool:
+        ok = DOSE_MAX_BAND[0] <= ratio / f <= DOSE_MAX_BAND[1]
+        if target is not None:
+            ok = ok and TARGET_MEDIAN_BAND[0] <= target[1] / ref / f <= TARGET_MEDIAN_BAND[1]
+        return ok
+
+    label = dose.summation
+    n = dose.fractions_applied
+    fractions = plan.fractions
+    override = dose.summation_override
+    if override:
+        return (f"the dose disagrees with the plan even with the summation given "
+                f"(--dose-summation {override}): it does not belong to this plan, or its "
+                "scaling or units are wrong; not evaluated")
+    if n and fits(n):
+        return (f"a {label} dose multiplied by {n} fractions: was it already the whole course "
+                "(Pinnacle exports label whole-course doses FRACTION)? If so, use "
+                "--dose-summation PLAN")
+    if not n and fractions and fractions > 1 and fits(1 / fractions):
+        return (f"a per-fraction dose labelled {label} (1/{fractions} of the course)? If so, "
+                "use --dose-summation FRACTION")
+    if fits(100.0) or (n and fits(100.0 * n)):
+        return "a dose in cGy labelled GY (100 x too high)? The RTDOSE's DoseGridScaling is wrong"
+    if fits(0.01):
+        return "a dose 100 x too low (DoseGridScaling in the wrong unit?)"
+    return ("the dose does not belong to this plan, or its summation type, scaling or units are "
+            "wrong; not evaluated")
+
+
+def _is_target(s: Structure) -> bool:
+    kind = (s.roi_type or "").strip().upper()
+    if kind:
+        return kind in _TARGET_TYPES
+    return s.name.strip().upper()[:3] in _TARGET_TYPES
+
+
+def _hottest_target_median(dose: DoseGrid, ss: StructureSet) -> tuple[str, float] | None:
+    """(name, median dose) of the target ROI with the highest median over its voxels inside
+    the grid; None without such a target. Complete targets only (no ``problems``)."""
+    best = None
+    for s in ss.structures:
+        if not s.contours or s.problems or not _is_target(s):
+            continue
+        values = _dose_inside(dose, s)
+        if values.size:
+            median = float(np.median(values))
+            if best is None or median > best[1]:
+                best = (s.name, median)
+    return best
+
+
+def _polygon_mask(xy: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Grid points (gy rows x gx columns) inside the polygon ``xy`` (even-odd ray casting)."""
+    inside = np.zeros((gy.size, gx.size), dtype=bool)
+    px, py = xy[:, 0], xy[:, 1]
+    for xa, ya, xb, yb in zip(np.roll(px, 1), np.roll(py, 1), px, py):
+        if ya == yb:
+            continue
+        rows = (ya > gy) != (yb > gy)
+        if not rows.any():
+            continue
+        xi = xa + (gy[rows] - ya) * (xb - xa) / (yb - ya)
+        inside[rows] ^= gx[None, :] < xi[:, None]
+    return inside
+
+
+def _dose_inside(dose: DoseGrid, s: Structure) -> np.ndarray:
+    """Dose at the grid's (x, y) voxel centres inside the structure's contours, on each
+    contour plane within the grid (linear between the two nearest frames)."""
+    z = dose.z
+    half = float(z[1] - z[0]) / 2 if z.size > 1 else 0.5
+    out = []
+    for zc, polygons in s.planes().items():
+        if not z[0] - half <= zc <= z[-1] + half:
+            continue
+        lo_xy = np.min([p.min(axis=0) for p in polygons], axis=0)
+        hi_xy = np.max([p.max(axis=0) for p in polygons], axis=0)
+        ix = np.flatnonzero((dose.x >= lo_xy[0]) & (dose.x <= hi_xy[0]))
+        iy = np.flatnonzero((dose.y >= lo_xy[1]) & (dose.y <= hi_xy[1]))
+        if ix.size == 0 or iy.size == 0:
+            continue
+        gx, gy = dose.x[ix], dose.y[iy]
+        mask = np.zeros((iy.size, ix.size), dtype=bool)
+        for p in polygons:
+            mask ^= _polygon_mask(p, gx, gy)
+        if not mask.any():
+            continue
+        k = int(np.clip(np.searchsorted(z, zc) - 1, 0, max(z.size - 2, 0)))
+        if z.size == 1:
+            plane = dose.values[0][np.ix_(iy, ix)]
+        else:
+            t = float(np.clip((zc - z[k]) / (z[k + 1] - z[k]), 0.0, 1.0))
+            plane = ((1 - t) * dose.values[k][np.ix_(iy, ix)]
+                     + t * dose.values[k + 1][np.ix_(iy, ix)])
+        out.append(plane[mask])
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _check_targets_in_grid(dose: DoseGrid, ss: StructureSet, notes: list[str]) -> None:
@@ -1128,10 +1543,12 @@ def _check_targets_in_grid(dose: DoseGrid, ss: StructureSet, notes: list[str]) -
 
 
 @_quietly
+@_guarded("plan")
 def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
               plan: str | None = None,
               structures: PathLike | None = None,
-              dose: PathLike | Sequence[PathLike] | None = None) -> PlanData:
+              dose: PathLike | Sequence[PathLike] | None = None,
+              dose_summation: str | None = None) -> PlanData:
     """Load a plan with its dose and structure set, paired and checked.
 
     Parameters
@@ -1146,13 +1563,25 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     dose : path or sequence of paths, optional
         The RTDOSE file(s) to use (several for BEAM doses). With ``structures`` and no plan,
         doses are as stored and the number of fractions is unknown.
+    dose_summation : {"PLAN", "FRACTION"}, optional
+        Overrides the RTDOSE's DoseSummationType label, for a user who knows better than the
+        file: ``"PLAN"`` takes the stored dose (or the sum of BEAM doses) as the whole course,
+        never multiplied by the fractions (Pinnacle labels whole-course doses FRACTION);
+        ``"FRACTION"`` takes it as one fraction and multiplies it by the plan's fractions
+        (InputError when they are unknown). Recorded in ``DoseGrid.summation_override`` and
+        in the dose's notes (hence the warnings).
 
     Returns
     -------
     PlanData
         ``warnings`` gathers every note: how the dose was built (beams summed, fractions
-        multiplied), the plan's prescription notes, the structure set's warnings, missing
-        parts, skipped unreadable files, treatment records not counted.
+        multiplied, the summation override), the plan's prescription notes, the structure
+        set's warnings, missing parts, the files skipped and why (unreadable, not DICOM though
+        named like it, not regular files such as FIFOs), treatment records not counted.
+        ``dose.problems`` says why the dose must not become a verdict: it disagrees with the
+        plan (see :func:`check_dose_plausibility`: the factors and why), or is a DoseType
+        ERROR grid; each problem is also a warning. ``structure_set.structures[i].problems``
+        says which structures are incomplete (contours skipped).
         ``treatment_dates`` and ``treatment_records``: the delivery dates found in the
         treatment records (RTRECORD) that reference the selected plan, and their files. A
         record whose date is not readable, or that states none, is a warning naming it; a
@@ -1163,8 +1592,11 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     ------
     InputError
         Several plans and no ``plan``; an ambiguous or unknown ``plan``; several whole-plan
-        doses; an incomplete set of BEAM doses; mismatched frames of reference; unreadable,
-        truncated or non-DICOM files named explicitly.
+        doses; an incomplete set of BEAM doses (a beam with monitor units needs its dose,
+        whatever its BeamDose); mismatched frames of reference; unreadable, truncated or
+        non-DICOM files named explicitly; two files of the plan with one SOPInstanceUID and
+        different content; any RTDOSE, RTPLAN or RTSTRUCT value that lies (see
+        :func:`read_dose`, :func:`read_plan`); ``dose_summation`` not PLAN or FRACTION.
 
     Notes
     -----
@@ -1178,6 +1610,15 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
       missing beam is an error); grids that differ are resampled onto the first grid by
       trilinear interpolation and must cover it. BEAM_SESSION sums are then multiplied by
       the fractions. A single BEAM dose without a plan is kept as stored, with a warning.
+    - ``dose_summation`` overrides the label (PLAN: as stored; FRACTION: multiplied).
+
+    Plausibility (:func:`check_dose_plausibility`): the dose so built is compared with the
+    plan's prescription and its beams' BeamDose x fractions. Its maximum must lie within
+    0.8-3.5 x one of them (:data:`DOSE_MAX_BAND`: SBRT hot spots reach 1.5 x, SRS at the
+    30 % isodose 3.3 x; a per-fraction dose labelled PLAN is 1/n, a whole-course dose
+    labelled FRACTION and multiplied is n x, a cGy grid 100 x) and, when a target ROI lies
+    in the grid, the hottest target's median dose within 0.7-2.0 x
+    (:data:`TARGET_MEDIAN_BAND`). Otherwise ``dose.problems`` says so with the numbers.
 
     Treatment dates: a plan's RTPlanDate is when it was made; when it was delivered is in
     its treatment records (one per session, as treatment systems export them). Every date a
@@ -1187,6 +1628,7 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     ``path_or_paths`` (folders or files).
     """
     where = None if path_or_paths is None else ", ".join(map(str, _as_list(path_or_paths)))
+    override = _summation_override(dose_summation)
     notes: list[str] = []
     records = scan(path_or_paths) if path_or_paths is not None else []
     notes += [f"{r.path}: skipped ({r.error})" for r in records if r.error]
@@ -1200,6 +1642,7 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     group = _choose_group(groups, plan, where, need_group=not (given_structures or given_doses))
     plan_header = group.plan if group else None
     if group is not None:
+        _refuse_conflicts(group, bool(given_doses), bool(given_structures))
         notes += group.notes
         missing = [m for m in group.missing
                    if not (m.startswith("dose") and given_doses)
@@ -1220,7 +1663,8 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
         notes.append(f"{struct_header.path}: is not the structure set the plan references "
                      f"({plan_header.referenced_structure_set_uid})")
     _check_frames(_frame_pairs(plan_header, dose_headers, struct_header))
-    dose_grid = _build_dose(dose_headers, plan_obj, plan_header, bool(given_doses), notes)
+    dose_grid = _build_dose(dose_headers, plan_obj, plan_header, bool(given_doses), notes,
+                            override)
     ss = read_structure_set(struct_header.path) if struct_header else None
     if plan_obj is None:
         notes.append("no RTPLAN: doses are as stored in the RTDOSE and the number of "
@@ -1228,9 +1672,10 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     else:
         notes = plan_obj.notes + notes
         if dose_grid is not None:
-            _check_against_rx(dose_grid, plan_obj, notes)
+            dose_grid.problems.extend(check_dose_plausibility(dose_grid, plan_obj, ss))
     if dose_grid is not None:
         notes += dose_grid.notes
+        notes += [f"dose not usable for a verdict: {p}" for p in dose_grid.problems]
     if ss is not None:
         notes += ss.warnings
         if dose_grid is not None:
@@ -1241,6 +1686,25 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     return PlanData(plan=plan_obj, dose=dose_grid, structure_set=ss,
                     warnings=list(dict.fromkeys(notes)), treatment_dates=dates,
                     treatment_records=[r.path for r in own])
+
+
+def _summation_override(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text not in ("PLAN", "FRACTION"):
+        raise InputError(f"dose summation override {value!r} is neither PLAN nor FRACTION")
+    return text
+
+
+def _refuse_conflicts(group: PlanGroup, given_doses: bool, given_structures: bool) -> None:
+    """InputError when a file of the plan has a twin with the same UID and other content
+    (a dose or structure set the user chose explicitly is not in doubt)."""
+    for modality, _, _, message in group.conflicts:
+        if (modality == "RTDOSE" and given_doses) or (modality == "RTSTRUCT"
+                                                      and given_structures):
+            continue
+        raise InputError(message)
 
 
 def _treatment_dates(own: list[FileHeader], plan: Plan | None,

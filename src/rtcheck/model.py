@@ -46,6 +46,18 @@ class DoseGrid:
         Their files.
     notes : list of str
         What was done to the stored dose (summed beams, multiplied by fractions...).
+    problems : list of str
+        Why this dose must not become a verdict as it stands (empty when it may): a dose that
+        disagrees with its own plan beyond the factors stated in
+        :func:`rtcheck.dicom.check_dose_plausibility` (a whole-course dose labelled FRACTION
+        and multiplied by the fractions, a per-fraction dose labelled PLAN, a grid in cGy...),
+        or a DoseType ERROR grid. Each text names the numbers. A checker turns every rule
+        that reads this dose into NOT_EVALUATED with these reasons.
+    summation_override : str or None
+        ``"PLAN"`` or ``"FRACTION"`` when the user overrode the stored DoseSummationType
+        (``load_plan(dose_summation=...)``, ``--dose-summation``); None when the file's label
+        was used. :attr:`summation` stays the label as stored; :attr:`notes` says what the
+        override did.
     """
 
     x: np.ndarray
@@ -59,6 +71,8 @@ class DoseGrid:
     sop_instance_uids: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    summation_override: str | None = None
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -98,6 +112,12 @@ class Structure:
         Coordinates of POINT contours (a POI has no volume and no DVH).
     roi_type : str or None
         RTROIInterpretedType (PTV, ORGAN, EXTERNAL, ...).
+    problems : list of str
+        Why the structure is incomplete as read (empty when it is complete): contours that
+        were skipped (odd coordinate count, OPEN_PLANAR where a closed contour is expected,
+        non-finite coordinates, points off the contour's plane, fewer than 3 points). The
+        structure keeps its other contours, but what is left is not the structure: a checker
+        must not turn its dose into a verdict.
     """
 
     number: int
@@ -105,6 +125,7 @@ class Structure:
     contours: list[Contour] = field(default_factory=list)
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     roi_type: str | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def is_point(self) -> bool:
@@ -124,9 +145,36 @@ class Structure:
         return dict(sorted(out.items()))
 
 
+#: Plane gaps closer than this (mm) are the same plane when computing plane spacings.
+PLANE_TOLERANCE_MM = 1e-3
+
+
+def common_plane_spacing(structures: list[Structure]) -> float | None:
+    """The median gap between consecutive contour planes, pooled over every ROI (mm).
+
+    Each ROI contributes the gaps between its own consecutive distinct planes; the median of
+    all those gaps is the structure set's contouring step (the CT slice spacing, in practice).
+    A ROI contoured on a few isolated planes adds a few large gaps, which the median of the
+    many ordinary gaps ignores. None when no ROI has two planes.
+    """
+    gaps = []
+    for s in structures:
+        zs = np.unique(np.round([float(c.z) for c in s.contours if np.isfinite(c.z)], 3))
+        if zs.size > 1:
+            d = np.diff(zs)
+            gaps.append(d[d > PLANE_TOLERANCE_MM])
+    pooled = np.concatenate(gaps) if gaps else np.zeros(0)
+    return round(float(np.median(pooled)), 4) if pooled.size else None
+
+
 @dataclass
 class StructureSet:
-    """An RTSTRUCT: its structures and identity."""
+    """An RTSTRUCT: its structures and identity.
+
+    ``plane_spacing_mm`` is the structure set's common contour plane spacing (see
+    :func:`common_plane_spacing`), computed when the object is made (from the structures
+    given, unless a value is passed); None when no ROI has two planes.
+    """
 
     structures: list[Structure]
     uid: str | None = None
@@ -134,6 +182,11 @@ class StructureSet:
     frame_of_reference_uid: str | None = None
     path: str | None = None
     warnings: list[str] = field(default_factory=list)
+    plane_spacing_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.plane_spacing_mm is None:
+            self.plane_spacing_mm = common_plane_spacing(self.structures)
 
     def names(self) -> list[str]:
         return [s.name for s in self.structures]
@@ -160,6 +213,7 @@ class FractionGroup:
     fractions: int | None
     beam_numbers: tuple[int, ...] = ()
     beam_doses_gy: dict[int, float] = field(default_factory=dict)  # per fraction, by beam
+    beam_metersets: dict[int, float] = field(default_factory=dict)  # BeamMeterset, by beam
 
 
 @dataclass

@@ -156,13 +156,13 @@ class Context:
         group = (names,) if isinstance(names, str) else tuple(names)
         parts = [self.structure(n) for n in group]
         for s in parts:
-            if s.is_empty or s.is_point:
-                what = "a point ROI" if s.is_point else "empty (no contours)"
-                return None, F.STRUCTURE_EMPTY, f"structure {s.name!r} is {what}"
             if getattr(s, "problems", None):
                 # contours skipped on reading: the rest of the structure is not the structure
                 return None, F.STRUCTURE_INCOMPLETE, f"structure {s.name!r} is incomplete: " \
                     + "; ".join(s.problems)
+            if s.is_empty or s.is_point:
+                what = "a point ROI" if s.is_point else "empty (no contours)"
+                return None, F.STRUCTURE_EMPTY, f"structure {s.name!r} is {what}"
         key = tuple(s.number for s in parts)
         if key not in self._dvhs:
             from rtcheck import dvh as dvh_mod
