@@ -148,6 +148,10 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
     # CT slices (3 + 3 copies) are skipped; random bytes without extension are not DICOM.
     assert found.skipped["CT"] == 6
     assert found.skipped["not DICOM"] == 2  # noextension, notes.txt
+    # The file that was read and found not DICOM is listed with the reason (notes.txt is
+    # not opened: its extension says it is not DICOM).
+    assert [(Path(f.path).name, f.key) for f in found.skipped_files] == [
+        ("noextension", "skipped:" + os.path.join("junk", "noextension"))]
 
 
 def test_discovery_on_worker_processes_finds_the_same(corrupt_archive, monkeypatch):
@@ -157,6 +161,7 @@ def test_discovery_on_worker_processes_finds_the_same(corrupt_archive, monkeypat
     assert parallel.groups == serial.groups
     assert parallel.bad_files == serial.bad_files
     assert parallel.skipped == serial.skipped
+    assert parallel.skipped_files == serial.skipped_files
     assert parallel.unattached == serial.unattached
     assert parallel.files_seen == serial.files_seen == 28
 
@@ -167,6 +172,12 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     summary = B.run_batch(root, output=str(out), jobs=2, facts=str(tmp_path / "facts.csv"),
                           progress="off")
     records = read_jsonl(out)
+    # The random bytes without extension are listed as skipped, with scan()'s reason.
+    (skipped,) = [r for r in records if r["verdict"] == B.SKIPPED]
+    assert skipped["key"] == "skipped:" + os.path.join("junk", "noextension")
+    assert skipped["files"] == [str(root / "junk" / "noextension")]
+    assert "not a DICOM file" in skipped["warnings"][0]
+    records = [r for r in records if r["verdict"] != B.SKIPPED]
     assert len(records) == 7 and len({r["key"] for r in records}) == 7
     by_label = {r["plan_label"]: r for r in records if r["plan_label"]}
     assert by_label["OK"]["verdict"] == "PASS"
@@ -193,6 +204,7 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     assert summary.exit_code == B.EXIT_ERROR
     text = summary.render()
     assert str(made["cutplan"]["dose"]) in text  # unattached objects are named
+    assert f"skipped {root / 'junk' / 'noextension'}: not a DICOM file" in text
 
 
 def test_without_facts_the_rules_that_need_them_are_not_evaluated(tmp_path):

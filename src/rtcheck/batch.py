@@ -24,20 +24,31 @@ NOT_EVALUATED in a batch (one ``facts.<fact>`` finding per missing fact), never 
 that could not be read or checked. The batch's exit code is 4 when any record is ERROR, else
 the exit code of the worst verdict over every record of the output (resumed runs included).
 
-*Workers* run :func:`check_one` on one plan at a time and return a plain JSON-able record;
-any exception becomes an ERROR record naming the file and the problem. A worker process
-that dies (segfault, out of memory) breaks the process pool: the pool is restarted and the
-plans that were in flight are re-run one at a time, so that only the plan that kills its
-worker is recorded as ERROR.
+*Workers* are local processes, one plan at a time each, that run :func:`check_one` and
+return a plain JSON-able record; any exception (OverflowError, RecursionError, MemoryError
+included) becomes an ERROR record naming the file and the problem. A plan still running
+after ``plan_timeout`` seconds (``--plan-timeout``, default :data:`DEFAULT_PLAN_TIMEOUT`) is
+an ERROR record "timed out after N s": its worker process is killed and replaced, and the
+batch goes on. A worker process that dies (segfault, out of memory) is replaced; its plan is
+run once more, alone, and recorded as ERROR if it kills its worker again.
 
 *Output* is written by the parent process only, one record at a time, flushed and
-``fsync``'ed, so a run killed at any moment keeps every record it wrote. A partly written
-last line (killed mid-write) is cut off by ``--resume``, which then skips every plan whose
-key is already in the file. The key of a plan is its SOPInstanceUID plus the SOPInstanceUIDs
-of its dose files: a plan that gains a new dose is checked again.
+``fsync``'ed, so a run killed at any moment keeps every record it wrote. The output file is
+locked (``fcntl.flock`` on ``OUTPUT.lock``, which holds the PID) for the whole run: a second
+batch writing the same file stops at once (exit 2, naming the PID). Records are strict JSON:
+a non-finite number (a BED that overflowed to inf, a NaN) is written as ``null`` and named in
+the record's warnings, and nothing in a plan's content can make the writer raise. A partly
+written last line (killed mid-write) is cut off by ``--resume``, which then skips every plan
+whose key is already in the file (earlier records holding ``NaN``/``Infinity`` tokens are
+rewritten strict, atomically). The key of a plan is its SOPInstanceUID plus the
+SOPInstanceUIDs of its dose files: a plan that gains a new dose is checked again.
+
+*Skipped files* (not regular files: FIFOs, sockets, devices, never opened; files whose bytes
+are not DICOM, as :func:`rtcheck.dicom.scan` reports) are listed with their reason in the
+summary and as ``SKIPPED`` records in the output; they do not change the exit code.
 
 Memory stays flat as the archive grows: the parent keeps the compact discovery list (a few
-UIDs and paths per plan, about a kilobyte), at most ``2 x jobs`` plans in flight, the counts
+UIDs and paths per plan, about a kilobyte), at most ``jobs`` plans in flight, the counts
 and the slowest plans; results are never accumulated.
 """
 
@@ -45,23 +56,30 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import heapq
 import io
 import json
 import logging
+import math
+import numbers
 import os
+import re
 import shutil
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,6 +89,14 @@ from rtcheck.errors import InputError, RTCheckError
 #: Verdicts of a batch record, lowest first: the checker's levels, then ERROR (a plan or file
 #: that could not be read or checked).
 VERDICTS = (*F.VERDICTS, "ERROR")
+#: The verdict of a record that lists a skipped file (not a plan: no exit code of its own).
+SKIPPED = "SKIPPED"
+
+#: Default of ``--plan-timeout`` (seconds): a plan still running after it is an ERROR record.
+#: Real plans take seconds (a 10-million-voxel body grid about a minute); 0 or None: no limit.
+DEFAULT_PLAN_TIMEOUT = 600.0
+#: Seconds allowed to reach a Dask scheduler (``--scheduler``) before the batch gives up.
+SCHEDULER_CONNECT_TIMEOUT = 5.0
 
 #: Exit codes of a batch (also in the README): 4 when any record is ERROR, else the worst
 #: verdict's code (findings.EXIT_CODES): PASS 0, FAIL 1, NOT_EVALUATED 3, REVIEW 5; 2 usage.
@@ -85,9 +111,10 @@ def batch_exit_code(counts: Mapping[str, int]) -> int:
     4 when any record is ERROR; else the exit code of the worst verdict
     (:func:`rtcheck.findings.worst_verdict`): FAIL 1 > NOT_EVALUATED 3 > REVIEW 5 > PASS 0. A
     verdict rtcheck does not know (a foreign or older record) counts as NOT_EVALUATED, and a
-    batch without any record checked nothing: NOT_EVALUATED (3), never PASS.
+    batch without any record checked nothing: NOT_EVALUATED (3), never PASS. SKIPPED records
+    (files that are not plans) do not count.
     """
-    present = [v for v, n in counts.items() if n]
+    present = [v for v, n in counts.items() if n and v != SKIPPED]
     if "ERROR" in present:
         return EXIT_ERROR
     levels = [v if v in F.VERDICTS else "NOT_EVALUATED" for v in present]
@@ -100,7 +127,7 @@ DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 NOT_DICOM_EXTENSIONS = frozenset(
     ".txt .xml .json .jsonl .csv .pdf .png .jpg .jpeg .gif .bmp .tif .tiff .zip .gz .tgz .bz2 "
     ".xz .7z .tar .log .md .html .htm .py .ini .cfg .toml .yaml .yml .exe .dll .doc .docx .xls "
-    ".xlsx".split())
+    ".xlsx .lock".split())
 _MISSING_CODES = {"dose": "RTDOSE", "structure set": "RTSTRUCT"}
 
 #: Number of slowest plans listed in the summary.
@@ -200,6 +227,15 @@ class BadFile:
 
 
 @dataclass(frozen=True)
+class SkippedFile:
+    """A file of the archive that was not read as DICOM, and why (listed, never silent)."""
+
+    path: str
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PlanRef:
     """One plan of the archive with the files that belong to it, compactly (what the parent
     keeps per plan and sends to a worker).
@@ -250,18 +286,43 @@ class Discovery:
     groups: list[PlanRef] = field(default_factory=list)
     bad_files: list[BadFile] = field(default_factory=list)
     unattached: list[str] = field(default_factory=list)  # doses/structure sets with no plan
-    skipped: Counter = field(default_factory=Counter)  # non-RT files, by modality
+    skipped: Counter = field(default_factory=Counter)  # files not checked, by kind
+    skipped_files: list[SkippedFile] = field(default_factory=list)  # ...those read, and why
     files_seen: int = 0
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root``, in a stable (sorted) order; symlinked folders are not
-    followed (no loops), hidden files and folders are skipped."""
+    """Every file under ``root`` (FIFOs and other non-regular entries included: the caller
+    sorts them out), in a stable (sorted) order; symlinked folders are not followed (no
+    loops), hidden files and folders are skipped."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(folder, name)
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISDIR, "a folder"))
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """Why ``path`` must not be opened (not a regular file, or a link to nothing), else None.
+
+    Reading a FIFO blocks until someone writes to it, a device may never end: only regular
+    files are opened (links to regular files are followed).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            return "not a regular file: a symbolic link to nothing"
+        return f"not a regular file: cannot be examined ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "of an unknown kind")
+    return f"not a regular file: {kind}, never opened"
 
 
 def classify_file(path: Path) -> Any:
@@ -274,21 +335,39 @@ def classify_file(path: Path) -> Any:
     BadFile
         A file that claims to be DICOM (``.dcm``-like extension, or DICOM bytes) but cannot
         be read; its ``key`` is still to be set.
+    SkippedFile
+        Not opened (not a regular file) or not DICOM (its bytes say so, as
+        :func:`rtcheck.dicom.scan` reports): the reason; its ``key`` is still to be set.
     None
-        Not DICOM.
+        Not DICOM by its extension (``.txt``, ``.pdf``...): not opened.
     """
     from rtcheck.dicom import scan
 
     if path.suffix.lower() in NOT_DICOM_EXTENSIONS:
         return None
+    why = not_regular(path)
+    if why is not None:
+        return SkippedFile(str(path), "", why)
     try:
         (header,) = scan(path)
     except InputError as exc:
-        if exc.message.startswith("not a DICOM file") and (
-                path.suffix.lower() not in DICOM_EXTENSIONS):
-            return None
+        if _not_dicom(exc.message) and path.suffix.lower() not in DICOM_EXTENSIONS:
+            return SkippedFile(str(path), "", exc.message)
         return BadFile(str(path), "", exc.message)
+    except Exception as exc:  # a header read must never stop the discovery
+        return BadFile(str(path), "", f"unreadable ({type(exc).__name__}: {exc})")
+    if getattr(header, "error", None):  # a header scan() could not read
+        if _not_dicom(header.error) and path.suffix.lower() not in DICOM_EXTENSIONS:
+            return SkippedFile(str(path), "", header.error)
+        return BadFile(str(path), "", header.error)
     return header
+
+
+def _not_dicom(message: str) -> bool:
+    """Whether scan()'s message says the bytes are not DICOM at all (as opposed to DICOM
+    that is damaged): such a file is skipped unless its name claims DICOM."""
+    text = message.lower()
+    return text.startswith(("not a dicom file", "not a regular file"))
 
 
 def _plan_ref(group: Any) -> PlanRef:
@@ -315,7 +394,8 @@ def classify_files(paths: list[str]) -> list[Any]:
     out: list[Any] = []
     for path in paths:
         got = classify_file(Path(path))
-        keep = got is None or isinstance(got, BadFile) or got.modality in RT_MODALITIES
+        keep = (got is None or isinstance(got, (BadFile, SkippedFile))
+                or got.modality in RT_MODALITIES)
         out.append(got if keep else got.modality or "other DICOM")
     return out
 
@@ -378,6 +458,11 @@ def discover(archive: str | os.PathLike, on_file: Callable[[int], None] | None =
         if isinstance(got, BadFile):
             key = "file:" + os.path.relpath(got.path, root)
             found.bad_files.append(BadFile(got.path, key, got.problem))
+        elif isinstance(got, SkippedFile):
+            key = "skipped:" + os.path.relpath(got.path, root)
+            found.skipped_files.append(SkippedFile(got.path, key, got.reason))
+            found.skipped["not a regular file" if got.reason.startswith("not a regular file")
+                          else "not DICOM"] += 1
         elif got is None:
             found.skipped["not DICOM"] += 1
         elif isinstance(got, str):
@@ -530,6 +615,12 @@ def bad_file_record(bad: BadFile) -> dict[str, Any]:
                    seconds=0.0)
 
 
+def skipped_record(skipped: SkippedFile) -> dict[str, Any]:
+    """The SKIPPED record of a file that was not read as DICOM (the reason in ``warnings``)."""
+    return _record(skipped.key, [skipped.path], verdict=SKIPPED,
+                   warnings=[f"skipped: {skipped.reason}"], seconds=0.0)
+
+
 def _error_message(exc: BaseException, group: PlanRef) -> str:
     """A one-line message that names the file: the error's own path, else the plan's."""
     if isinstance(exc, InputError) and exc.path:
@@ -554,6 +645,27 @@ def crash_record(task: PlanTask) -> dict[str, Any]:
     rec.update(verdict="ERROR", error=f"{task.group.plan_path}: the worker process died while "
                "checking this plan (crash or out of memory), also when re-run alone")
     return rec
+
+
+def timeout_record(task: PlanTask, seconds: float, how: str = "its worker process was "
+                   "stopped") -> dict[str, Any]:
+    """The ERROR record of a plan still running after ``seconds`` (``--plan-timeout``)."""
+    rec = base_record(task.group, task.facts)
+    rec.update(verdict="ERROR", seconds=round(float(seconds), 3),
+               error=f"{task.group.plan_path}: timed out after {seconds:g} s (--plan-timeout); "
+                     f"{how}")
+    return rec
+
+
+def _valid_record(task: PlanTask, rec: Any) -> dict[str, Any]:
+    """``rec`` when it is a record of ``task`` (a dict with the key and a verdict), else the
+    plan's ERROR record saying what the worker returned."""
+    if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(
+            rec.get("verdict"), str):
+        return rec
+    what = (f"a {type(rec).__name__}" if not isinstance(rec, dict)
+            else "a record without key or verdict")
+    return error_record(task, TypeError(f"the worker returned {what}, not a batch record"))
 
 
 #: Facts-file columns passed to :func:`rtcheck.checker.check`, and how each is converted.
@@ -700,7 +812,10 @@ def check_one(task: PlanTask) -> dict[str, Any]:
         rec["plan"] = out["plan"]
         rec["warnings"] += out["warnings"] + [
             f"{w.category.__name__}: {w.message}" for w in caught]
-    except Exception as exc:  # one bad plan never stops the batch
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # one bad plan never stops the batch (MemoryError,
+        # RecursionError, OverflowError, a library's SystemExit included)
         rec.update(verdict="ERROR", error=_error_message(exc, task.group))
     rec["seconds"] = round(time.perf_counter() - start, 3)
     return rec
@@ -715,143 +830,353 @@ Emit = Callable[[PlanTask, dict], None]
 _END = object()
 
 
-def _collect(fut: Future, task: PlanTask, emit: Emit, suspects: deque) -> bool:
-    """Emit a finished future's record; True when its pool broke under it."""
+def _run_task(worker: Worker, task: PlanTask) -> Any:
+    """``worker(task)``; anything it raises becomes the plan's ERROR record."""
     try:
-        rec = fut.result()
-    except BrokenProcessPool:
-        suspects.append(task)
-        return True
-    except Exception as exc:  # the worker raised, or its result did not pickle
-        rec = error_record(task, exc)
-    emit(task, rec)
-    return False
+        return worker(task)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return error_record(task, exc)
 
 
-def _kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool's workers now (on Ctrl-C or an error of the parent)."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        if proc.is_alive():
-            proc.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _drive(pool: ProcessPoolExecutor, source: Iterator, suspects: deque, worker: Worker,
-           emit: Emit, limit: int) -> bool:
-    """Run tasks on ``pool`` until the source is exhausted (True) or the pool breaks (False).
-
-    Suspects (plans in flight when a worker died) run first, one at a time: the one that
-    breaks the pool alone is the culprit and gets an ERROR record.
-    """
-    while suspects:
-        task = suspects.popleft()
+def _worker_loop(conn: Any, worker: Worker, batch_pid: int, max_tasks: int | None) -> None:
+    """A worker process: receive a task, send back its record, until told to stop (None),
+    the batch goes away, or ``max_tasks`` were done."""
+    _init_worker(batch_pid)
+    done = 0
+    while max_tasks is None or done < max_tasks:
         try:
-            rec = pool.submit(worker, task).result()
-        except BrokenProcessPool:
-            emit(task, crash_record(task))
-            return False
-        except Exception as exc:
-            rec = error_record(task, exc)
-        emit(task, rec)
-    inflight: dict[Future, PlanTask] = {}
-    while True:
-        while len(inflight) < limit:
-            task = next(source, _END)
-            if task is _END:
-                break
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        rec = _run_task(worker, task)
+        try:
+            conn.send(rec)
+        except Exception as exc:  # the record does not pickle: nothing was sent
+            conn.send(error_record(task, exc))
+        done += 1
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One worker process of :func:`run_local` and the plan it is checking."""
+
+    process: Any
+    conn: Any
+    task: PlanTask | None = None
+    started: float = 0.0
+    alone: bool = False  # the task is a re-run after its worker died
+    count: int = 0
+
+    def stop(self, kill: bool) -> None:
+        if not kill and self.process.is_alive():
             try:
-                inflight[pool.submit(worker, task)] = task
-            except BrokenProcessPool:
-                suspects.append(task)
-                break
-        if not inflight:
-            return not suspects
-        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-        broken = False
-        for fut in done:
-            broken |= _collect(fut, inflight.pop(fut), emit, suspects)
-        if broken or suspects:
-            # The other in-flight plans fail with the pool; they become suspects too.
-            for fut in wait(inflight)[0]:
-                _collect(fut, inflight.pop(fut), emit, suspects)
-            return False
+                self.conn.send(None)
+            except OSError:
+                kill = True
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
 
 
 def run_local(tasks: Iterable[PlanTask], emit: Emit, *, jobs: int, worker: Worker = check_one,
               inflight: int | None = None, start_method: str | None = None,
-              max_tasks_per_child: int | None = None) -> None:
+              max_tasks_per_child: int | None = None,
+              plan_timeout: float | None = DEFAULT_PLAN_TIMEOUT) -> None:
     """Run ``worker`` over ``tasks`` on ``jobs`` local processes, emitting records as they finish.
 
-    At most ``inflight`` (default ``2 x jobs``) tasks are submitted at a time, so a
-    generator of tasks is consumed lazily. ``start_method`` defaults to "forkserver" where
-    available, else "spawn"; both start workers without the parent's threads or open files,
-    so ``worker`` must be importable by name (a module-level function).
+    Each worker process checks one plan at a time, so the batch knows which plan each is on
+    and since when. At most ``min(jobs, inflight)`` tasks are taken from ``tasks`` ahead of
+    their records, so a generator of tasks is consumed lazily.
+
+    * A plan still running after ``plan_timeout`` seconds (None or 0: no limit) gets an
+      ERROR record "timed out after N s"; its worker is killed and replaced.
+    * A worker that dies (segfault, out of memory, ``os._exit``) is replaced; its plan is run
+      again alone (no other plan in flight) and gets an ERROR record if it kills its worker
+      again.
+    * Whatever the worker raises or returns instead of a record is the plan's ERROR record.
+
+    ``start_method`` defaults to "forkserver" where available, else "spawn"; both start
+    workers without the parent's threads or open files, so ``worker`` must be importable by
+    name (a module-level function or a partial of one). ``max_tasks_per_child`` replaces a
+    worker after that many plans.
     """
     source = iter(tasks)
-    limit = inflight or 2 * jobs
-    suspects: deque[PlanTask] = deque()
+    width = max(1, min(jobs, inflight or jobs))
+    limit = plan_timeout if plan_timeout and plan_timeout > 0 else None
     ctx = _context(start_method)
-    extra = {"max_tasks_per_child": max_tasks_per_child} if max_tasks_per_child else {}
+    slots: list[_Slot] = []
+    retry: deque[PlanTask] = deque()
+    exhausted = False
+
+    def idle_slot() -> _Slot:
+        for slot in list(slots):
+            if slot.task is None:
+                if slot.process.is_alive() and not (
+                        max_tasks_per_child and slot.count >= max_tasks_per_child):
+                    return slot
+                slots.remove(slot)  # exited (max_tasks_per_child) or died while idle
+                slot.stop(kill=False)
+        parent, child = ctx.Pipe(duplex=True)
+        process = ctx.Process(target=_worker_loop, name="rtcheck-batch-worker", daemon=True,
+                              args=(child, worker, os.getpid(), max_tasks_per_child))
+        process.start()
+        child.close()
+        slot = _Slot(process, parent)
+        slots.append(slot)
+        return slot
+
+    def assign(task: PlanTask, alone: bool = False) -> None:
+        slot = idle_slot()
+        slot.task, slot.started, slot.alone = task, time.monotonic(), alone
+        slot.count += 1
+        try:
+            slot.conn.send(task)
+        except OSError:  # died between is_alive() and send: noticed by the wait below
+            pass
+
+    def finish(slot: _Slot) -> PlanTask:
+        task, slot.task = slot.task, None
+        assert task is not None
+        return task
+
     with _worker_environment():
-        while True:
-            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                       initializer=_init_worker, initargs=(os.getpid(),),
-                                       **extra)
-            try:
-                finished = _drive(pool, source, suspects, worker, emit, limit)
-            except BaseException:
-                _kill_pool(pool)
-                raise
-            pool.shutdown(wait=True, cancel_futures=True)
-            if finished:
-                return
+        try:
+            while True:
+                busy = [s for s in slots if s.task is not None]
+                if retry:
+                    if not busy:
+                        assign(retry.popleft(), alone=True)
+                else:
+                    while not exhausted and len(busy) < width:
+                        task = next(source, _END)
+                        if task is _END:
+                            exhausted = True
+                            break
+                        assign(task)
+                        busy = [s for s in slots if s.task is not None]
+                busy = [s for s in slots if s.task is not None]
+                if not busy:
+                    if exhausted and not retry:
+                        break
+                    continue
+                timeout = None
+                if limit is not None:
+                    timeout = max(0.0, min(s.started for s in busy) + limit - time.monotonic())
+                ready = set(wait_for([s.conn for s in busy] + [s.process.sentinel for s in busy],
+                                     timeout))
+                now = time.monotonic()
+                for slot in busy:
+                    if slot.conn in ready or slot.process.sentinel in ready:
+                        rec: Any = _END
+                        try:
+                            if slot.conn.poll():
+                                rec = slot.conn.recv()
+                        except (EOFError, OSError):
+                            pass
+                        if rec is not _END:
+                            task = finish(slot)
+                            emit(task, _valid_record(task, rec))
+                            continue
+                        if slot.process.is_alive():
+                            continue  # a spurious wake-up
+                        task = finish(slot)
+                        slots.remove(slot)
+                        slot.stop(kill=True)
+                        if slot.alone:
+                            emit(task, crash_record(task))
+                        else:
+                            retry.append(task)
+                    elif limit is not None and now - slot.started >= limit:
+                        task = finish(slot)
+                        slots.remove(slot)
+                        slot.stop(kill=True)
+                        emit(task, timeout_record(task, limit))
+        except BaseException:
+            for slot in slots:
+                slot.stop(kill=True)
+            raise
+        for slot in slots:
+            slot.stop(kill=False)
 
 
-def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str,
+#: What ``--scheduler`` accepts: Dask's TCP or TLS address of a scheduler.
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def parse_scheduler_address(address: str) -> tuple[str, str, int]:
+    """``(protocol, host, port)`` of a ``tcp://HOST:PORT`` or ``tls://HOST:PORT`` address.
+
+    Raises
+    ------
+    InputError
+        Anything else (a bare host, a missing or impossible port, another protocol).
+    """
+    m = _SCHEDULER_ADDRESS.match(address.strip()) if isinstance(address, str) else None
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        raise InputError(f"--scheduler {address!r}: expected tcp://HOST:PORT, or "
+                         "tls://HOST:PORT for an encrypted connection")
+    return m.group(1), m.group(2).strip("[]"), int(m.group(3))
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_CONNECT_TIMEOUT) -> None:
+    """Fail fast on a malformed or unreachable scheduler address: a plain TCP connection
+    within ``timeout`` seconds (no Dask handshake), before any work.
+
+    Raises
+    ------
+    InputError
+        Malformed address, unknown host, refused or timed-out connection.
+    """
+    _, host, port = parse_scheduler_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror as exc:
+        raise InputError(f"cannot connect to the Dask scheduler: unknown host {host!r} "
+                         f"({exc.strerror or exc})", address) from None
+    except TimeoutError:
+        raise InputError(f"cannot connect to the Dask scheduler: no answer within {timeout:g} s",
+                         address) from None
+    except OSError as exc:
+        raise InputError(f"cannot connect to the Dask scheduler ({exc.strerror or exc})",
+                         address) from None
+
+
+def connect_dask(scheduler: str, timeout: str | float = SCHEDULER_CONNECT_TIMEOUT) -> Any:
+    """A :class:`distributed.Client` of ``scheduler``, within ``timeout`` (Dask's security
+    settings apply: TLS for ``tls://`` addresses).
+
+    Raises
+    ------
+    InputError
+        Dask not installed, malformed address, or no working connection in time.
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("--scheduler needs Dask: pip install 'rtcheck[dask]'") from None
+    parse_scheduler_address(scheduler)
+    if isinstance(timeout, str):
+        import dask.utils
+
+        seconds = float(dask.utils.parse_timedelta(timeout))
+    else:
+        seconds = float(timeout)
+    # Dask's own timeout does not bound its handshake: a server that accepts the TCP
+    # connection and never answers hangs Client() for ever. Connect on a helper thread and
+    # give up at the deadline (a client that connects later is closed at once).
+    outcome: dict[str, Any] = {}
+    given_up = threading.Event()
+
+    def connect() -> None:
+        try:
+            client = Client(scheduler, timeout=seconds, set_as_default=False)
+        except BaseException as exc:
+            outcome["error"] = exc
+            return
+        if given_up.is_set():
+            with contextlib.suppress(Exception):
+                client.close()
+        else:
+            outcome["client"] = client
+
+    helper = threading.Thread(target=connect, daemon=True, name="rtcheck-dask-connect")
+    helper.start()
+    helper.join(seconds + 2.0)
+    if helper.is_alive():
+        given_up.set()
+        raise InputError(f"cannot connect to the Dask scheduler: no Dask answer within "
+                         f"{seconds:g} s", scheduler)
+    if "client" in outcome:
+        return outcome["client"]
+    exc = outcome.get("error")
+    if isinstance(exc, (OSError, TimeoutError)):
+        raise InputError(f"cannot connect to the Dask scheduler ({exc})", scheduler) from None
+    raise InputError(f"cannot connect to the Dask scheduler ({type(exc).__name__}: {exc})",
+                     scheduler) from None
+
+
+def run_dask(tasks: Iterable[PlanTask], emit: Emit, *, scheduler: str | None = None,
              worker: Worker = check_one, inflight: int | None = None,
-             connect_timeout: str = "10s") -> None:
+             connect_timeout: str | float = SCHEDULER_CONNECT_TIMEOUT,
+             plan_timeout: float | None = DEFAULT_PLAN_TIMEOUT, client: Any = None) -> None:
     """Run ``worker`` over ``tasks`` on a Dask distributed cluster at ``scheduler``.
 
     The workers must have rtcheck installed and see the archive at the same path. At most
     ``inflight`` tasks (default: twice the cluster's threads) are submitted at a time. A
     task whose workers keep dying ends as an ERROR record (Dask's KilledWorker).
-    """
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:
-        raise InputError("--scheduler needs Dask: pip install 'rtcheck[dask]'") from None
-    try:
-        client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise InputError(f"cannot connect to the Dask scheduler ({exc})", scheduler) from None
-    with client:
-        limit = inflight or max(2, 2 * sum(client.nthreads().values()))
-        source = iter(tasks)
-        pending: dict[Any, PlanTask] = {}
-        stream = as_completed(loop=client.loop)
 
-        def submit(n: int) -> None:
-            for _ in range(n):
+    The connection's security (TLS certificates, ``require-encryption``) is Dask's
+    configuration (``distributed.comm.tls.*``, read by :class:`distributed.Security`); the
+    records come back to this process through the scheduler.
+
+    ``plan_timeout``: a task not finished that many seconds after it was submitted gets an
+    ERROR record "timed out" and is cancelled; Dask cannot stop a task that already runs in
+    a worker thread, which stays busy until the task ends (or the worker is restarted).
+
+    ``client``: an open :class:`distributed.Client` to use (and leave open) instead of
+    connecting to ``scheduler``.
+    """
+    from dask.distributed import as_completed
+
+    if client is None:
+        if scheduler is None:
+            raise InputError("run_dask needs a scheduler address or a client")
+        owned = connect_dask(scheduler, connect_timeout)
+    else:
+        owned = contextlib.nullcontext(client)
+    limit_s = plan_timeout if plan_timeout and plan_timeout > 0 else None
+    with owned as dask:
+        limit = inflight or max(2, 2 * sum(dask.nthreads().values()))
+        source = iter(tasks)
+        pending: dict[Any, tuple[PlanTask, float]] = {}
+        stream = as_completed(loop=dask.loop)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
                 task = next(source, _END)
                 if task is _END:
-                    return
-                fut = client.submit(worker, task, pure=False)
-                pending[fut] = task
+                    exhausted = True
+                    break
+                fut = dask.submit(worker, task, pure=False)
+                pending[fut] = (task, time.monotonic())
                 stream.add(fut)
-
-        submit(limit)
-        for fut in stream:
-            task = pending.pop(fut)
-            if fut.status == "error":
-                rec = error_record(task, fut.exception())
-            else:
-                try:
-                    rec = fut.result()
-                except Exception as exc:  # cancelled, lost...
-                    rec = error_record(task, exc)
-            fut.release()
-            emit(task, rec)
-            submit(1)
+            if not pending:
+                return
+            if limit_s is None:
+                finished = stream.next_batch(block=True)
+            else:  # Dask's waits take no timeout here: poll
+                finished = stream.next_batch(block=False)
+                if not finished:
+                    time.sleep(0.05)
+            for fut in finished:
+                if fut not in pending:  # timed out and cancelled before
+                    continue
+                task, _ = pending.pop(fut)
+                if fut.status == "error":
+                    rec = error_record(task, fut.exception())
+                else:
+                    try:
+                        rec = _valid_record(task, fut.result())
+                    except Exception as exc:  # cancelled, lost...
+                        rec = error_record(task, exc)
+                fut.release()
+                emit(task, rec)
+            if limit_s is not None:
+                now = time.monotonic()
+                for fut, (task, submitted) in list(pending.items()):
+                    if now - submitted >= limit_s and not fut.done():
+                        del pending[fut]
+                        fut.cancel()
+                        emit(task, timeout_record(
+                            task, limit_s, "cancelled on the Dask cluster (a task that "
+                            "already runs keeps its worker thread until it ends)"))
 
 
 # --------------------------------------------------------------------------------------
@@ -870,10 +1195,211 @@ class ResumeError(InputError):
     """An output file that cannot be resumed safely (foreign content, damaged middle)."""
 
 
+class OutputLocked(InputError):
+    """The output file is being written by another batch (its lock is held)."""
+
+
+# -- strict JSON ----------------------------------------------------------------------
+
+#: Containers nested deeper than this in a record are written as a placeholder string.
+MAX_RECORD_DEPTH = 64
+
+
+def _json_safe(value: Any, where: str, notes: list[str], depth: int = 0,
+               active: frozenset = frozenset()) -> Any:
+    """``value`` as plain JSON data: non-finite numbers become None (named in ``notes``),
+    NumPy values plain numbers, containers lists and str-keyed dicts, anything else its text.
+    Never raises on content (cycles and absurd nesting are cut, with a note)."""
+    if value is None or isinstance(value, (str, bool)):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates (undecodable file names...)
+                value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) or (isinstance(value, numbers.Real)
+                                    and not isinstance(value, numbers.Integral)):
+        try:
+            number = float(value)
+        except (OverflowError, ValueError, TypeError):
+            number = math.nan
+        if math.isfinite(number):
+            return number
+        notes.append(f"{where or 'value'} ({value})")
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if hasattr(value, "tolist") and callable(value.tolist) and not isinstance(
+            value, (Mapping, list, tuple)):  # NumPy scalars and arrays
+        try:
+            plain = value.tolist()
+        except Exception:
+            plain = str(value)
+        if plain is not value:
+            return _json_safe(plain, where, notes, depth, active)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if depth >= MAX_RECORD_DEPTH or id(value) in active:
+            notes.append(f"{where or 'value'} (nested too deep or circular: cut)")
+            return "<cut>"
+        inner = active | {id(value)}
+        if isinstance(value, Mapping):
+            out = {}
+            for k, v in list(value.items()):
+                key = k if isinstance(k, str) else str(
+                    _json_safe(k, where, [], depth + 1, inner))
+                out[key] = _json_safe(v, f"{where}.{key}" if where else str(key), notes,
+                                      depth + 1, inner)
+            return out
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_json_safe(v, f"{where}[{i}]", notes, depth + 1, inner)
+                for i, v in enumerate(items)]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        try:
+            return str(value.isoformat())
+        except Exception:
+            pass
+    try:
+        return _json_safe(str(value), where, notes, depth, active)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def strict_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` that ``json.dumps(..., allow_nan=False)`` always accepts.
+
+    Non-finite numbers (inf from an overflow, NaN) become null and the record's warnings
+    name where they were; other non-JSON values are converted (see :func:`_json_safe`).
+    """
+    notes: list[str] = []
+    out = _json_safe(dict(record), "", notes)
+    if notes:
+        warned = out.get("warnings")
+        warned = warned if isinstance(warned, list) else ([] if warned is None else [warned])
+        shown = ", ".join(notes[:10]) + (f" and {len(notes) - 10} more" if len(notes) > 10
+                                          else "")
+        out["warnings"] = [*warned, "not a finite number or not JSON, written as null: "
+                           + shown]
+    return out
+
+
+def _minimal_record(record: Mapping[str, Any], exc: BaseException) -> dict[str, Any]:
+    """An ERROR record for a plan whose record could not be written at all (the key kept,
+    so that --resume knows the plan is done)."""
+    key = record.get("key") if isinstance(record, Mapping) else None
+    return _record(key if isinstance(key, str) else f"unwritable:{id(record)}", [],
+                   verdict="ERROR", error=f"the record of this plan could not be written "
+                   f"({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` that rejects the ``NaN``, ``Infinity`` and ``-Infinity`` tokens."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+# -- the output file: checks, lock ------------------------------------------------------
+
+
+def output_file_problem(path: str | os.PathLike, *, folder_writable: bool = False) -> str | None:
+    """Why the output file ``path`` cannot be written (checked before any work), else None.
+
+    ``folder_writable``: its folder must be writable even when the file exists (the batch
+    puts its lock file there and rewrites the output atomically).
+    """
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        return "is a folder, not a file"
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if p.exists() and not os.access(p, os.W_OK):
+        return "is read-only"
+    if (folder_writable or not p.exists()) and not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is read-only"
+    return None
+
+
+class OutputLock:
+    """An exclusive lock on an output file: ``fcntl.flock`` on ``OUTPUT.lock``, which holds
+    the PID and host of the batch that holds it (removed when released; a stale file left by a
+    killed batch is free, the kernel released its lock). Not locked where there is no
+    ``fcntl`` (Windows)."""
+
+    def __init__(self, output: str | os.PathLike) -> None:
+        self.output = str(output)
+        self.path = self.output + ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> OutputLock:
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise InputError(f"cannot create the lock file {self.path} "
+                                 f"({exc.strerror or exc})", self.output) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)  # no locks on this file system (ENOLCK): go on unlocked
+                    return self
+                holder = self._holder(fd)
+                os.close(fd)
+                raise OutputLocked(
+                    f"is being written by another rtcheck batch ({holder}; lock file "
+                    f"{self.path}): wait for it to end, or write to another file",
+                    self.output) from None
+            try:  # the file we locked must still be the lock file (not one just removed)
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                self._fd = fd
+                return self
+            os.close(fd)
+        raise OutputLocked(f"could not take the lock {self.path}", self.output)
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            text = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+        except OSError:
+            text = []
+        if text and text[0].isdigit():
+            host = f" on {text[1]}" if len(text) > 1 else ""
+            return f"PID {text[0]}{host}"
+        return "a process that is starting"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+
 class Sink:
     """An append-only, line-oriented result file; each record durable once written.
 
-    Subclasses define how a record becomes lines and how existing content is checked.
+    Subclasses define how a record becomes lines and how existing content is checked. The
+    file is locked (:class:`OutputLock`) from before it is read or truncated until
+    :meth:`close`.
     """
 
     fmt = ""
@@ -882,6 +1408,7 @@ class Sink:
         self.path = path
         self.done: set[str] = set()
         self.earlier: Counter = Counter()  # verdicts of the records already in the file
+        self._lock: OutputLock | None = None
         if path is None:
             if resume:
                 raise InputError("--resume needs --output FILE")
@@ -889,20 +1416,34 @@ class Sink:
             self._fsync = False
             self._start()
             return
-        p = Path(path)
-        exists = p.exists() and p.stat().st_size > 0
-        if exists and not (resume or overwrite):
-            raise InputError("exists: add --resume to continue it or --overwrite to replace it",
-                             path)
-        if resume and exists:
-            keep = self._scan(p.read_bytes())
-            with open(p, "r+b") as fp:  # cut off a record left half-written by a kill
-                fp.truncate(keep)
-                fp.flush()
-                os.fsync(fp.fileno())
-            self._fp = open(p, "ab")
-        else:
-            self._fp = open(p, "wb")
+        problem = output_file_problem(path, folder_writable=True)
+        if problem:
+            raise InputError(problem, path)
+        self._lock = OutputLock(path).acquire()
+        try:
+            self._open(Path(path), resume, overwrite)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, p: Path, resume: bool, overwrite: bool) -> None:
+        try:
+            exists = p.exists() and p.stat().st_size > 0
+            if exists and not (resume or overwrite):
+                raise InputError("exists: add --resume to continue it or --overwrite to "
+                                 "replace it", self.path)
+            if resume and exists:
+                keep = self._scan(p.read_bytes())
+                with open(p, "r+b") as fp:  # cut off a record left half-written by a kill
+                    fp.truncate(keep)
+                    fp.flush()
+                    os.fsync(fp.fileno())
+                self._fp = open(p, "ab")
+            else:
+                self._fp = open(p, "wb")
+        except OSError as exc:
+            raise InputError(f"cannot write the output ({exc.strerror or exc})",
+                             self.path) from None
         self._fsync = True
         if self._fp.tell() == 0:
             self._start()
@@ -918,21 +1459,39 @@ class Sink:
         raise NotImplementedError
 
     def _write(self, data: bytes) -> None:
-        self._fp.write(data)
-        self._fp.flush()
-        if self._fsync:
-            os.fsync(self._fp.fileno())
+        try:
+            self._fp.write(data)
+            self._fp.flush()
+            if self._fsync:
+                os.fsync(self._fp.fileno())
+        except OSError as exc:  # disk full, file system gone: the batch cannot go on
+            raise InputError(f"cannot write the output ({exc.strerror or exc}); every record "
+                             "before this one is kept: continue with --resume",
+                             self.path) from None
 
-    def write(self, record: dict) -> None:
-        """Append one plan's record, durably (flush + fsync) before returning."""
-        self._write(self.lines(record))
-        self.done.add(record["key"])
+    def write(self, record: dict) -> dict:
+        """Append one plan's record, durably (flush + fsync) before returning; returns the
+        record as written (strict JSON data). Never raises on the record's content."""
+        try:
+            written = strict_record(record)
+            data = self.lines(written)
+        except Exception as exc:  # cannot happen on JSON data; never lose the plan for it
+            written = _minimal_record(record, exc)
+            data = self.lines(written)
+        self._write(data)
+        self.done.add(written["key"])
+        return written
 
     def close(self) -> None:
-        if self._fp is not sys.stdout.buffer:
-            self._fp.close()
-        else:
-            self._fp.flush()
+        try:
+            if self._fp is not sys.stdout.buffer:
+                self._fp.close()
+            else:
+                self._fp.flush()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
 
 def _complete_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
@@ -950,7 +1509,7 @@ def _complete_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
 
 
 class JsonlSink(Sink):
-    """One JSON object per line and per plan."""
+    """One JSON object per line and per plan (strict JSON: no NaN or Infinity tokens)."""
 
     fmt = "jsonl"
 
@@ -960,11 +1519,19 @@ class JsonlSink(Sink):
     def _scan(self, data: bytes) -> int:
         keep = 0
         lines = list(_complete_lines(data))
+        loose: dict[int, dict] = {}  # line index -> record read with NaN/Infinity tokens
         for i, (number, end, line) in enumerate(lines):
             try:
-                record = json.loads(line)
+                try:
+                    record = loads_strict(line)
+                except ValueError:
+                    record = json.loads(line)  # an earlier rtcheck wrote NaN / Infinity
+                    loose[i] = record
                 key, verdict = record["key"], record["verdict"]
-            except (ValueError, TypeError, KeyError):
+                if not isinstance(key, str):
+                    raise TypeError
+            except (ValueError, TypeError, KeyError, RecursionError):
+                loose.pop(i, None)
                 if i == len(lines) - 1 and end == len(data):
                     # The last line is damaged but complete: also a kill mid-write (rare).
                     break
@@ -973,7 +1540,46 @@ class JsonlSink(Sink):
             self.done.add(key)
             self.earlier[verdict] += 1
             keep = end
+        if loose:
+            keep = self._rewrite_strict(data, lines, loose, keep)
         return keep
+
+    def _rewrite_strict(self, data: bytes, lines: list, loose: dict[int, dict],
+                        keep: int) -> int:
+        """Rewrite the file with the records that held NaN/Infinity made strict (null, with
+        a warning), atomically (a new file renamed over the old one); returns its length."""
+        assert self.path is not None
+        parts = []
+        start = 0
+        for i, (_, end, line) in enumerate(lines):
+            if end > keep:
+                break
+            parts.append(self.lines(strict_record(loose[i])) if i in loose
+                         else data[start:end])
+            start = end
+        content = b"".join(parts)
+        target = Path(self.path)
+        tmp = target.with_name(f".{target.name}.strict-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fp:
+                fp.write(content)
+                fp.flush()
+                os.fsync(fp.fileno())
+            with contextlib.suppress(OSError):
+                shutil.copymode(target, tmp)
+            os.replace(tmp, target)
+            with contextlib.suppress(OSError):  # make the rename durable
+                dir_fd = os.open(target.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise InputError(f"cannot rewrite the earlier records as strict JSON "
+                             f"({exc.strerror or exc})", self.path) from None
+        return len(content)
 
 
 def _cell(value: Any) -> str:
@@ -1071,8 +1677,8 @@ def _duration(seconds: float) -> str:
 
 def record_label(rec: dict) -> str:
     """``patient / plan label`` for messages, else the plan UID, else the file."""
-    return (" / ".join(x for x in (rec.get("patient_id"), rec.get("plan_label")) if x)
-            or rec.get("plan_uid") or (rec.get("files") or ["?"])[0])
+    return str(" / ".join(str(x) for x in (rec.get("patient_id"), rec.get("plan_label")) if x)
+               or rec.get("plan_uid") or (rec.get("files") or ["?"])[0])
 
 
 class Progress:
@@ -1097,6 +1703,7 @@ class Progress:
         self.counts[rec["verdict"]] += 1
         if self.mode == "lines":
             secs = rec.get("seconds")
+            secs = secs if isinstance(secs, (int, float)) else None
             tail = f": {rec['error']}" if rec.get("error") else ""
             self.stream.write(f"[{self.done}/{self.total}] {rec['verdict']:<13} "
                               f"{record_label(rec)}"
@@ -1165,8 +1772,8 @@ class BatchSummary:
 
     def add(self, rec: dict) -> None:
         self.counts[rec["verdict"]] += 1
-        secs = rec.get("seconds") or 0.0
-        item = (secs, record_label(rec))
+        secs = rec.get("seconds")
+        item = (float(secs) if isinstance(secs, (int, float)) else 0.0, record_label(rec))
         if len(self.slowest) < SLOWEST_SHOWN:
             heapq.heappush(self.slowest, item)
         else:
@@ -1183,7 +1790,7 @@ class BatchSummary:
         out.write("\n  " + "  ".join(f"{v} {self.counts[v]}" for v in VERDICTS) + "\n")
         if self.earlier:
             total = self.counts + self.earlier
-            out.write(f"  whole output, {sum(total.values())} records: "
+            out.write(f"  whole output, {sum(total[v] for v in VERDICTS)} records: "
                       + "  ".join(f"{v} {total[v]}" for v in VERDICTS) + "\n")
         if self.slowest:
             out.write("  slowest: " + "; ".join(f"{label} {secs:.1f} s" for secs, label in
@@ -1193,6 +1800,11 @@ class BatchSummary:
             skipped = ", ".join(f"{n} {kind}" for kind, n in d.skipped.most_common())
             out.write(f"  {d.files_seen} files: {len(d.groups)} plans, {len(d.bad_files)} "
                       f"unreadable{'; skipped ' + skipped if skipped else ''}\n")
+            for item in d.skipped_files[:10]:
+                out.write(f"  skipped {item.path}: {item.reason}\n")
+            if len(d.skipped_files) > 10:
+                out.write(f"  ... and {len(d.skipped_files) - 10} more skipped (SKIPPED "
+                          "records of the output)\n")
             for line in d.unattached[:10]:
                 out.write(f"  not attached to a plan: {line}\n")
             if len(d.unattached) > 10:
@@ -1221,6 +1833,7 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
               jobs: int | None = None, resume: bool = False, overwrite: bool = False,
               scheduler: str | None = None, progress: str = "auto",
               stream: IO[str] | None = None, worker: Worker = check_one,
+              plan_timeout: float | None = DEFAULT_PLAN_TIMEOUT,
               **executor_options: Any) -> BatchSummary:
     """Check every plan under ``archive`` and stream one record per plan to ``output``.
 
@@ -1243,12 +1856,16 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
     overwrite : bool
         Replace an existing ``output``; without it or ``resume`` an existing file is an error.
     scheduler : str, optional
-        ``tcp://HOST:PORT`` of a Dask scheduler: run there instead of local processes.
+        ``tcp://HOST:PORT`` (or ``tls://HOST:PORT``) of a Dask scheduler: run there instead
+        of local processes. Checked (a TCP connection within ``SCHEDULER_CONNECT_TIMEOUT``
+        seconds) before anything else.
     progress : {"auto", "bar", "lines", "off"}
     stream : text stream, optional
         Where progress and the summary go (standard error by default).
     worker : callable
         The per-plan function (:func:`check_one`); must be importable by worker processes.
+    plan_timeout : float, optional
+        Seconds a plan may run before it becomes an ERROR record (None or 0: no limit).
     executor_options
         Passed to :func:`run_local` or :func:`run_dask` (``inflight``, ``start_method``...).
 
@@ -1260,7 +1877,8 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
     Raises
     ------
     InputError
-        Bad archive, facts file or output file (nothing is checked then).
+        Bad archive, facts file, output file (missing or read-only folder, locked by another
+        batch) or scheduler address (nothing is checked then).
     """
     stream = stream if stream is not None else sys.stderr
     protocols = tuple(protocols)
@@ -1269,7 +1887,17 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         load_protocols(protocols)
         if table is not None:
             validate_facts(table, protocols)
-    sink = open_sink(output, fmt, resume=resume, overwrite=overwrite)
+    client = None
+    if scheduler:  # a malformed or unreachable scheduler: exit 2 now, not after discovery
+        check_scheduler(scheduler)
+        client = connect_dask(scheduler, executor_options.pop("connect_timeout",
+                                                              SCHEDULER_CONNECT_TIMEOUT))
+    try:
+        sink = open_sink(output, fmt, resume=resume, overwrite=overwrite)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
     summary = BatchSummary(output=output)
     started = time.monotonic()
     try:
@@ -1302,24 +1930,30 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         def emit(task: PlanTask | None, rec: dict) -> None:
             if rec["key"] in sink.done:  # never write a plan twice
                 return
-            sink.write(rec)
+            rec = sink.write(rec)
             summary.add(rec)
             bar.update(rec)
 
+        for item in found.skipped_files:  # listed, not counted: they are not plans
+            if item.key not in sink.done:
+                sink.write(skipped_record(item))
         for bad in todo_bad:
             emit(None, bad_file_record(bad))
         tasks = (PlanTask(g, protocols,
                           table.lookup(g.plan_uid, g.patient_id) if table else None)
                  for g in todo)
-        if todo and scheduler:
-            run_dask(tasks, emit, scheduler=scheduler, worker=worker, **executor_options)
+        if todo and client is not None:
+            run_dask(tasks, emit, client=client, worker=worker, plan_timeout=plan_timeout,
+                     **executor_options)
         elif todo:
             run_local(tasks, emit, jobs=jobs or default_jobs(), worker=worker,
-                      **executor_options)
+                      plan_timeout=plan_timeout, **executor_options)
         bar.close()
         if table is not None:
             summary.unused_facts = table.unused()
     finally:
         sink.close()
+        if client is not None:
+            client.close()
         summary.elapsed = time.monotonic() - started
     return summary

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 
-from rtcheck.batch import EXIT_USAGE, default_jobs, load_facts, run_batch
+from rtcheck.batch import (
+    DEFAULT_PLAN_TIMEOUT,
+    EXIT_USAGE,
+    SCHEDULER_CONNECT_TIMEOUT,
+    default_jobs,
+    load_facts,
+    output_file_problem,
+    parse_scheduler_address,
+    run_batch,
+)
 from rtcheck.errors import RTCheckError
 
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -18,23 +29,41 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _check_outputs(output: str | None, report_dir: str | None) -> None:
+    """Exit 2 with one line naming the path when OUTPUT or --report-dir cannot be written,
+    before any work. The report folder is created when its parent exists."""
+    if output:
+        problem = output_file_problem(output, folder_writable=True)
+        if problem:
+            _fail(f"{output}: {problem}")
+    if report_dir:
+        folder = Path(report_dir)
+        parent = folder.parent if str(folder.parent) else Path(".")
+        if folder.exists() and not folder.is_dir():
+            _fail(f"{report_dir}: --report-dir is not a folder")
+        if not folder.exists():
+            if not parent.is_dir():
+                _fail(f"{report_dir}: the folder {parent} does not exist")
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                _fail(f"{report_dir}: cannot create the report folder "
+                      f"({exc.strerror or exc})")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            _fail(f"{report_dir}: the report folder is read-only")
+
+
 def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
     """run_batch options for --report-dir: the report-writing worker. run_batch validates
     protocols and facts up front only for its default worker, so it is done here."""
     if not report_dir:
         return {}
-    from pathlib import Path
-
     from rtcheck.batch import load_protocols, validate_facts
     from rtcheck.report import batch_worker
 
     load_protocols(protocols)
     if table is not None:
         validate_facts(table, protocols)
-    try:
-        Path(report_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"{report_dir}: cannot create the report folder: {exc.strerror or exc}")
     return {"worker": batch_worker(report_dir, deidentify)}
 
 
@@ -56,16 +85,24 @@ def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
               help="Continue OUTPUT: skip the plans already in it, never write one twice.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
-              help="Run on this Dask distributed scheduler (needs rtcheck[dask]).")
+              help="Run on this Dask distributed scheduler (needs rtcheck[dask]); "
+                   "tls://HOST:PORT for an encrypted connection (see above). Exit 2 if it "
+                   f"does not answer within {SCHEDULER_CONNECT_TIMEOUT:g} s.")
+@click.option("--plan-timeout", type=click.FloatRange(min=0), default=DEFAULT_PLAN_TIMEOUT,
+              metavar="SECONDS",
+              help="A plan still running after SECONDS is stopped (its worker process killed "
+                   "and replaced) and recorded as ERROR \"timed out\"; the batch goes on. "
+                   f"0: no limit. [default: {DEFAULT_PLAN_TIMEOUT:g} s]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary remains).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Also write one self-contained HTML report per plan into DIR, and "
-                   "DIR/index.html: every plan of OUTPUT, sortable by verdict (needs --output).")
+                   "DIR/index.html: every plan of OUTPUT, sortable by verdict (needs --output). "
+                   "DIR is created if missing (its parent must exist).")
 @click.option("--deidentify", is_flag=True,
               help="With --report-dir: the HTML reports and index.html without patient names, "
                    "IDs and UIDs (the JSONL/CSV records keep them).")
-def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler, quiet,
-          report_dir, deidentify):
+def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler,
+          plan_timeout, quiet, report_dir, deidentify):
     """Check every plan under ARCHIVE and stream one result per plan.
 
     ARCHIVE is searched recursively: nested patient and course folders, files with or
@@ -78,8 +115,26 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
     --indication-from, or the rules that need them are NOT_EVALUATED, never guessed.
 
     Each record is written and synced to disk as its plan finishes, so a killed run keeps
-    everything it wrote; --resume continues it. Progress (bar on a terminal, else one line
-    per plan) and the end summary go to standard error.
+    everything it wrote; --resume continues it. OUTPUT is locked while the batch runs
+    (OUTPUT.lock holds the PID): a second batch writing the same file exits 2. Records are
+    strict JSON (a number that is not finite is written null, with a warning). Files that
+    are not read (FIFOs and other non-regular files, files that are not DICOM) are listed
+    with the reason in the summary and as SKIPPED records (no effect on the exit code).
+    Progress (bar on a terminal, else one line per plan) and the end summary go to standard
+    error.
+
+    Dask (--scheduler): the workers read the archive themselves, and every record
+    (patient IDs, findings) comes back to this machine through the scheduler. tcp:// is
+    not encrypted: outside a trusted network, use tls://HOST:PORT with Dask's TLS
+    settings (those of a distributed.Security object), in
+    ~/.config/dask/distributed.yaml or in environment variables; the scheduler and the
+    workers need their own certificates and should require encryption too:
+
+    \b
+      DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION=true
+      DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem
+      DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=client.pem
+      DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=client-key.pem
 
     \b
     Examples:
@@ -96,12 +151,14 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
 
     \b
     exit code  when
-    4          a plan or file is ERROR (whatever the others are)
+    4          a plan or file is ERROR (whatever the others are; a timed-out plan too)
     1          else a plan is FAIL
     3          else a plan is NOT_EVALUATED (or no plan was found)
     5          else a plan is REVIEW (WARN findings for clinical judgement)
     0          every plan is PASS
-    2          bad usage or input (nothing checked); 130 interrupted
+    2          bad usage or input, nothing checked: OUTPUT or DIR not writable, OUTPUT
+               locked by another batch, scheduler malformed or unreachable...
+    130        interrupted
     """
     if resume and overwrite:
         _fail("--resume and --overwrite contradict each other")
@@ -111,6 +168,12 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         _fail("--report-dir needs --output FILE (index.html lists the plans of OUTPUT)")
     if deidentify and not report_dir:
         _fail("--deidentify applies to the HTML reports: give --report-dir DIR")
+    _check_outputs(output, report_dir)
+    if scheduler:
+        try:
+            parse_scheduler_address(scheduler)
+        except RTCheckError as exc:
+            _fail(str(exc))
     if scheduler and jobs:
         click.echo("rtcheck: note: --jobs is ignored with --scheduler (the cluster decides)",
                    err=True)
@@ -119,11 +182,15 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         options = _report_options(report_dir, deidentify, protocols, table)
         summary = run_batch(archive, output=output, fmt=fmt, protocols=protocols, facts=table,
                             jobs=jobs, resume=resume, overwrite=overwrite, scheduler=scheduler,
-                            progress="off" if quiet else "auto", **options)
+                            progress="off" if quiet else "auto", plan_timeout=plan_timeout or None,
+                            **options)
         if report_dir:
             from rtcheck.report import write_batch_index
 
-            index = write_batch_index(report_dir, output, deidentify=deidentify)
+            try:
+                index = write_batch_index(report_dir, output, deidentify=deidentify)
+            except OSError as exc:
+                _fail(f"{report_dir}: cannot write index.html ({exc.strerror or exc})")
             click.echo(f"rtcheck: reports in {report_dir}, summary {index}", err=True)
     except RTCheckError as exc:
         _fail(str(exc))
