@@ -60,3 +60,33 @@ def test_tolerance():
     assert common.tolerance("volume_cc", 7.0) == pytest.approx(0.07)
     assert common.within("dmin", 4.0, 4.1) and not common.within("dmin", 4.0, 4.11)
     assert common.within("D99", 5.0, None) is None
+
+
+# --------------------------------------------------------------------------------------
+# benchmarks/large_plan.py (issue 10), at a tiny scale. Note: the module's skipif above
+# (no ../shared data) skips this test too.
+# --------------------------------------------------------------------------------------
+
+
+def test_large_plan_benchmark_runs_at_tiny_scale(tmp_path):
+    """The whole script on a 10k-voxel phantom, without dicompyler-core: it writes the plan,
+    runs both rtcheck commands and prints the table with a row for each (exit 0)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "large_plan.py"
+    csv_path = tmp_path / "large_plan.csv"
+    out = subprocess.run(
+        [sys.executable, str(script), "--scale", "0.1", "--no-dicompyler",
+         "--keep", str(tmp_path / "plan"), "--csv", str(csv_path), "--timeout", "120"],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["tool", "what"])
+    table = lines[header + 2:]
+    dvh = [ln for ln in table if ln.startswith("rtcheck") and "dvh PLAN --format json" in ln]
+    check = [ln for ln in table if ln.startswith("rtcheck") and "check PLAN --indication" in ln]
+    assert len(dvh) == 1 and len(check) == 1, out.stdout
+    assert "exit 0," in dvh[0] and "FAILED" not in dvh[0] + check[0]
+    assert not any(ln.startswith("dicompyler-core") for ln in table)
+    assert {"RP.dcm", "RS.dcm", "RD.dcm"} <= {p.name for p in (tmp_path / "plan").iterdir()}
+    assert csv_path.read_text().count("\n") == 1 + len(table)  # header + one line per row
