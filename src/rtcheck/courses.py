@@ -230,7 +230,8 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
         if problem:
             course.notes.append(f"{role} Dmax unknown: {problem}")
             continue
-        dvh = compute_dvh(structure, data.dose)
+        dvh = compute_dvh(structure, data.dose,
+                          slice_spacing_mm=getattr(data.structure_set, "plane_spacing_mm", None))
         if not dvh.fully_covered:
             course.notes.append(f"{role} Dmax unknown: {match.name!r} only "
                                 f"{dvh.covered_fraction:.1%} inside the prior dose grid")

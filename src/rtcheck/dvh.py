@@ -6,8 +6,17 @@ How a structure becomes a DVH
 its plane (the convention of the Nelms 2015 analytical data set and of most planning
 systems). The first and last planes of a structure therefore add half a spacing beyond
 their contours ("end caps"). Where the spacing between planes varies, a slab extends half
-way to each neighbouring plane, but never more than half the structure's typical (median)
-spacing, so a gap between two parts of a structure is not filled. Several contours on one
+way to each neighbouring plane, but never more than half the structure's typical spacing,
+so a gap between two parts of a structure is not filled. The typical spacing is the
+structure's own median plane spacing, unless its planes are *not contiguous* in its
+structure set: a single plane, or two consecutive planes more than 1.5 structure-set
+spacings apart (a plane of the structure set skipped: a helper ROI or a lesion drawn on a
+few isolated planes). Such a structure's typical spacing is the structure set's plane
+spacing (or its own, if smaller): each contiguous run of its planes is a stack of slabs with
+end caps of half a spacing, and two planes 30 mm apart are two thin slabs, not one 60 mm
+block. The structure set's spacing is the ``slice_spacing_mm`` keyword
+(:attr:`rtcheck.model.StructureSet.plane_spacing_mm`); without it, a structure's own spacing
+is used (and the dose grid's frame spacing for a single plane). Several contours on one
 plane combine by the even-odd rule: a contour inside another is a hole.
 
 *Volume* is exact for that geometry: the even-odd polygon area of each plane (shoelace
@@ -39,20 +48,38 @@ voxel beyond the outermost voxel centres; there the dose of the outermost voxels
 :attr:`DVH.covered_fraction` is the covered share of the structure volume; when it is below
 1 every metric carries a warning, and a checker must not use them for a verdict.
 
-*Histogram.* Covered samples are binned in fine dose bins (``bin_width_gy``, at most 0.01 Gy);
-the cumulative curve is linear within a bin, and Dx/Vx metrics interpolate along it. Dmean
-is the exact weighted mean of the samples.
+*Histogram.* Covered samples are binned in fine dose bins (``bin_width_gy``): 0.01 Gy (finer
+below 50 Gy of maximum dose) up to 200 Gy of maximum dose, and ``Dmax / 20000`` above, so
+the histogram never holds more than about 20 000 bins whatever the dose scaling. The
+cumulative curve is linear within a bin, and Dx/Vx metrics interpolate along it. Dmean is the
+exact weighted mean of the samples.
+
+*Bounded work.* Whatever the input, the work is bounded by the structure's real size and the
+dose range, not by its extent or by the sampling step alone: the row crossings computed at
+once (:data:`MAX_CROSSINGS`), the histogram samples times the faces of their slabs
+(:data:`MAX_SAMPLE_PAIRS`) and the contour points of the Dmax/Dmin search
+(:data:`MAX_BOUNDARY_PAIRS`) are counted exactly before they are made. A structure that
+would exceed them at its step is sampled more coarsely (a warning says so); a plane too thin
+for its lattice at any affordable step is sampled along its outline; everything is evaluated
+in chunks of :data:`CHUNK_PAIRS`, and planes in groups of :data:`GROUP_EDGES` contour edges.
+Beyond the dose grid (and its float32 copy), a DVH needs a few tens of MB and at most a few
+hundred, whatever the structure's extent, vertex count, sampling step or dose scaling; only a
+single contour plane of more than a million vertices needs more (about 150 bytes a vertex,
+in proportion to the input itself). Input that cannot be honoured (contour coordinates beyond
+1 km, a dose that is not finite, a structure with so many contours that even its coarsest
+sampling is over budget) raises :class:`DVHInputError` naming the structure.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtcheck.errors import MetricError
+from rtcheck.errors import InputError, MetricError
 from rtcheck.model import DoseGrid, Structure
 
 #: In-plane samples aimed at per structure, over all its planes (see _choose_step).
@@ -65,6 +92,36 @@ SMALL_STRUCTURE_STEP_MM = 0.5
 COVERAGE_TOLERANCE = 0.999
 #: Volume (cc) of the near-maximum reported with every DVH (``D0.03cc``).
 NEAR_MAX_CC = 0.03
+#: Two consecutive planes of a structure more than this many structure-set plane spacings
+#: apart are not contiguous (see the module docstring, *Geometry*).
+CONTIGUOUS_GAP = 1.5
+#: Hard cap on the histogram samples times the faces of their slabs (dose evaluations) of one
+#: structure: about 50 MB of samples kept until the histogram is made.
+MAX_SAMPLE_PAIRS = 2_000_000
+#: Row crossings (contour edges x sampling rows) computed at once.
+MAX_CROSSINGS = 1_000_000
+#: Cap on the contour points times faces of the Dmax/Dmin search (their spacing grows beyond).
+MAX_BOUNDARY_PAIRS = 8_000_000
+#: Cap on the row crossings times dose planes of the grid-node search for Dmax/Dmin (beyond
+#: it, Dmax and Dmin come from the samples and contour points only, with a warning).
+MAX_NODE_WORK = 30_000_000
+#: Contour edges processed at once: a structure's planes are taken in groups of about this
+#: many edges, so memory does not grow with its vertex count.
+GROUP_EDGES = 250_000
+#: Points times faces evaluated at once: bounds every temporary array.
+CHUNK_PAIRS = 250_000
+#: Dose bins of a DVH at most (0.01 Gy bins up to 200 Gy of maximum dose).
+MAX_BINS = 20_000
+#: Contour coordinates (mm) beyond which a structure is refused (1 km).
+MAX_COORDINATE_MM = 1e6
+
+
+class DVHInputError(InputError, ValueError):
+    """A structure or dose the DVH engine cannot honour in bounded memory, or not at all.
+
+    The message names the structure (contour coordinates beyond 1 km, a dose that is not
+    finite, more contours than even the coarsest sampling can afford).
+    """
 
 
 # --------------------------------------------------------------------------------------
@@ -363,20 +420,36 @@ def _expand(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(int(n.sum())) - starts[owner]
 
 
-def _row_intervals(edges: _Edges, h: float, y0: np.ndarray
+def _row_span(edges: _Edges, h: float, y0: np.ndarray, jlim: tuple[int, int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-horizontal edges (their index) and the first and last row each crosses.
+
+    Rows are ``y = y0[plane] + (j + 0.5) h``; an edge crosses the rows with
+    ``ylo <= y_j < yhi`` (half-open, so a vertex on a row is counted once). ``jlim`` keeps only
+    the rows ``jlim[0] <= j <= jlim[1]`` (whole rows: every row keeps its even crossings).
+    """
+    keep = np.nonzero(edges.y1 != edges.y2)[0]
+    y1, y2 = edges.y1[keep], edges.y2[keep]
+    base = y0[edges.plane[keep]]
+    j0 = np.ceil((np.minimum(y1, y2) - base) / h - 0.5).astype(np.int64)
+    j1 = np.ceil((np.maximum(y1, y2) - base) / h - 0.5).astype(np.int64) - 1
+    if jlim is not None:
+        j0, j1 = np.maximum(j0, jlim[0]), np.minimum(j1, jlim[1])
+    return keep, j0, j1
+
+
+def _row_intervals(edges: _Edges, h: float, y0: np.ndarray,
+                   jlim: tuple[int, int] | None = None, span=None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Exact inside-intervals of the rows ``y = y0[plane] + (j + 0.5) h`` (even-odd rule).
 
-    Returns the plane, the row index and the start and end x of each interval.
+    Returns the plane, the row index and the start and end x of each interval. ``span`` is
+    :func:`_row_span`'s result when already known.
     """
-    keep = edges.y1 != edges.y2
+    keep, j0, j1 = span if span is not None else _row_span(edges, h, y0, jlim)
     x1, y1, x2, y2 = edges.x1[keep], edges.y1[keep], edges.x2[keep], edges.y2[keep]
     plane = edges.plane[keep]
-    ylo, yhi = np.minimum(y1, y2), np.maximum(y1, y2)
     base = y0[plane]
-    # Rows with ylo <= y_j < yhi (half-open, so a vertex on a row is counted once).
-    j0 = np.ceil((ylo - base) / h - 0.5).astype(np.int64)
-    j1 = np.ceil((yhi - base) / h - 0.5).astype(np.int64) - 1
     edge, rank = _expand(np.maximum(j1 - j0 + 1, 0))
     j = j0[edge] + rank
     yj = base[edge] + (j + 0.5) * h
@@ -386,6 +459,12 @@ def _row_intervals(edges: _Edges, h: float, y0: np.ndarray
     order = np.lexsort((x, j, p))
     p, j, x = p[order], j[order], x[order]
     return p[0::2], j[0::2], x[0::2], x[1::2]
+
+
+def _piece_counts(a: np.ndarray, b: np.ndarray, h: float, xb: np.ndarray) -> np.ndarray:
+    """Pieces :func:`_interval_samples` cuts each interval into (an upper bound: empty pieces
+    are dropped there)."""
+    return np.floor((b - xb) / h).astype(np.int64) - np.floor((a - xb) / h).astype(np.int64) + 1
 
 
 def _interval_samples(p: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray, h: float,
@@ -404,14 +483,42 @@ def _interval_samples(p: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray
     return pl, (0.5 * (lo + hi))[keep], (y0[pl] + (j[idx][keep] + 0.5) * h), length[keep]
 
 
-def _boundary_points(edges: _Edges, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points along every contour edge, at most ``step`` apart, vertices included."""
-    x1, y1, x2, y2 = edges.x1, edges.y1, edges.x2, edges.y2
-    n = np.maximum(np.ceil(np.hypot(x2 - x1, y2 - y1) / step).astype(np.int64), 1)
+def _points_per_edge(edges: _Edges, step: float, length: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """Points :func:`_boundary_points` puts on each edge (``length``: the edges' lengths)."""
+    if length is None:
+        length = np.hypot(edges.x2 - edges.x1, edges.y2 - edges.y1)
+    # Coordinates are finite (checked); an infinite step puts one point (the vertex) per edge.
+    return np.maximum(np.ceil(length / step).astype(np.int64), 1)
+
+
+def _boundary_points(edges: _Edges, step: float, sel: slice | None = None,
+                     n: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points along every contour edge (or the edges ``sel``), at most ``step`` apart,
+    vertices included (``n``: the points of each edge, when known)."""
+    sel = slice(None) if sel is None else sel
+    x1, y1, x2, y2 = edges.x1[sel], edges.y1[sel], edges.x2[sel], edges.y2[sel]
+    if n is None:
+        n = np.maximum(np.ceil(np.hypot(x2 - x1, y2 - y1) / step).astype(np.int64), 1)
     idx, rank = _expand(n)
     t = rank / n[idx]
-    return (edges.plane[idx], x1[idx] + t * (x2[idx] - x1[idx]),
+    return (edges.plane[sel][idx], x1[idx] + t * (x2[idx] - x1[idx]),
             y1[idx] + t * (y2[idx] - y1[idx]))
+
+
+def _chunks(weights: np.ndarray, limit: int) -> list[slice]:
+    """Consecutive slices of items whose weights add up to about ``limit`` at most each (one
+    item heavier than ``limit`` is a slice of its own)."""
+    n = weights.size
+    cum = np.cumsum(weights, dtype=np.float64)
+    total = float(cum[-1]) if n else 0.0
+    if total <= limit:
+        return [slice(0, n)]
+    cuts = np.searchsorted(cum, np.arange(1, int(total // limit) + 1) * float(limit),
+                           side="right")
+    bounds = np.unique(np.concatenate(([0], np.maximum(cuts, 1), [n])))
+    bounds = bounds[bounds <= n]
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
 # --------------------------------------------------------------------------------------
@@ -430,12 +537,23 @@ class _Interpolator:
     def __init__(self, dose: DoseGrid) -> None:
         self.dose = dose
         # float32 halves the memory traffic of the gathers (7 significant digits: far below
-        # any dose tolerance).
-        self.values = np.ascontiguousarray(dose.values, dtype=np.float32)
+        # any dose tolerance). One copy, one element longer than the grid, so that segment
+        # reductions may end at the last voxel ("padded"); "flat" is the grid itself.
+        values = np.asarray(dose.values)
+        if values.ndim != 3 or values.size == 0:
+            raise DVHInputError(f"the dose grid has shape {values.shape}, not (frames, rows, "
+                                "columns): no DVH")
+        self.padded = np.empty(values.size + 1, dtype=np.float32)
+        self.flat = self.padded[:-1]
+        self.values = self.flat.reshape(values.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.values[...] = values
+        self.padded[-1] = self.padded[-2]
+        if not np.isfinite(self.padded).all():
+            raise DVHInputError(
+                "the dose grid holds values that are not finite (NaN, infinite, or beyond "
+                f"{float(np.finfo(np.float32).max):.1e}): no DVH")
         self.nz, self.ny, self.nx = self.values.shape
-        self.flat = self.values.reshape(-1)
-        # One element more, so that segment reductions may end at the last voxel.
-        self.padded = np.concatenate((self.flat, self.flat[-1:]))
         self.x0, self.y0 = float(dose.x[0]), float(dose.y[0])
         self.dx = float(dose.x[1] - dose.x[0]) if self.nx > 1 else 1.0
         self.dy = float(dose.y[1] - dose.y[0]) if self.ny > 1 else 1.0
@@ -486,20 +604,42 @@ class _Interpolator:
         nxy = self.nx * self.ny
         first = faces.k0[faces.start][plane]  # lowest dose plane each point's slab needs
         count = faces.frames[plane]
-        fv = np.empty((plane.size, int(count.max()) if plane.size else 0))
-        for r in range(fv.shape[1]):
-            # Column r: the r-th dose plane of each point's slab (clamped where a slab
-            # needs fewer planes; those values are never read).
-            base = np.minimum(first + r, self.nz - 1) * nxy
-            col = self.flat[base + corners[0]] * weights[0]
+        most = int(count.max()) if plane.size else 0
+        if most * plane.size <= 2 * int(count.sum()) + 1024:
+            # Slabs needing about as many dose planes each: one column per dose plane.
+            fv = np.empty((plane.size, most))
+            for r in range(most):
+                # Column r: the r-th dose plane of each point's slab (clamped where a slab
+                # needs fewer planes; those values are never read).
+                base = np.minimum(first + r, self.nz - 1) * nxy
+                col = self.flat[base + corners[0]] * weights[0]
+                for c, w in zip(corners[1:], weights[1:]):
+                    col += self.flat[base + c] * w
+                fv[:, r] = col
+            point, face = faces.pairs(plane)
+            lower = faces.k0[face] - first[point]
+            upper = np.minimum(lower + 1, count[point] - 1)
+            t = faces.t[face]
+            return point, face, fv[point, lower] * (1 - t) + fv[point, upper] * t
+        # Slabs of very different thicknesses (a rectangle would be mostly waste): the values
+        # of each point on the dose planes its slab needs, point after point (count[i]
+        # values from offset[i]).
+        offset = np.cumsum(count) - count
+        fv = np.empty(int(count.sum()))
+        least = int(count.min()) if plane.size else 0
+        for r in range(int(count.max()) if plane.size else 0):
+            sel = slice(None) if r < least else np.nonzero(count > r)[0]
+            base = (first[sel] + r) * nxy
+            col = self.flat[base + corners[0][sel]] * weights[0][sel]
             for c, w in zip(corners[1:], weights[1:]):
-                col += self.flat[base + c] * w
-            fv[:, r] = col
+                col += self.flat[base + c[sel]] * w[sel]
+            fv[offset[sel] + r] = col
         point, face = faces.pairs(plane)
         lower = faces.k0[face] - first[point]
         upper = np.minimum(lower + 1, count[point] - 1)
         t = faces.t[face]
-        return point, face, fv[point, lower] * (1 - t) + fv[point, upper] * t
+        at = offset[point]
+        return point, face, fv[at + lower] * (1 - t) + fv[at + upper] * t
 
     def nodes_at_faces(self, flat: np.ndarray, point: np.ndarray, face: np.ndarray,
                        faces: "_Faces") -> np.ndarray:
@@ -542,11 +682,22 @@ def _choose_step(plane_area_mm2: float, volume_mm3: float, dose: DoseGrid,
     return min(step, 4.0 * min(positive)) if positive else step
 
 
-def _typical_spacing(zs: np.ndarray, fallback: float | None, dose: DoseGrid) -> float:
+def _typical_spacing(zs: np.ndarray, common: float | None, dose: DoseGrid) -> float:
+    """Typical plane spacing of a structure (mm); see the module docstring, *Geometry*.
+
+    ``zs`` are the structure's sorted plane positions, ``common`` the structure set's plane
+    spacing (None when unknown).
+    """
+    if common is not None and not (math.isfinite(common) and common > 0):
+        common = None
     if zs.size > 1:
-        return float(np.median(np.diff(zs)))
-    if fallback:
-        return float(fallback)
+        gaps = np.diff(zs)
+        own = float(np.median(gaps))
+        if common is None or float(gaps.max()) <= CONTIGUOUS_GAP * common:
+            return own  # contiguous planes: the structure's own spacing, as always
+        return min(own, float(common))  # isolated planes or runs: the structure set's
+    if common is not None:
+        return float(common)
     dz = dose.spacing[2]
     return dz if dz > 0 else min(dose.spacing[:2])
 
@@ -593,12 +744,19 @@ def compute_dvh(structure: Structure, dose: DoseGrid, *, step_mm: float | None =
         The dose, in Gy (a RELATIVE dose gives a DVH in relative units, flagged in warnings).
     step_mm : float, optional
         Sampling step; by default chosen from the structure's size (0.1-0.5 mm below 30 cc).
+        It is raised (with a warning) when the structure would need more samples than
+        :data:`MAX_SAMPLE_PAIRS`.
     sample_budget : int
         Approximate number of in-plane samples over all planes (it sets the step of
         structures above 30 cc; Dmax and Dmin do not depend on it).
     slice_spacing_mm : float, optional
-        Slab thickness for a structure contoured on a single plane (by default the dose grid's
-        frame spacing). Structures on several planes use their own median plane spacing.
+        The structure set's contour plane spacing
+        (:attr:`rtcheck.model.StructureSet.plane_spacing_mm`). It sets the slab thickness
+        of a structure on a single plane and of a structure whose planes are not contiguous
+        (two consecutive planes more than 1.5 spacings apart): see the module docstring,
+        *Geometry*. Structures on contiguous planes use their own median plane spacing.
+        Without it, every structure uses its own spacing, and a single plane the dose grid's
+        frame spacing.
 
     Returns
     -------
@@ -608,20 +766,34 @@ def compute_dvh(structure: Structure, dose: DoseGrid, *, step_mm: float | None =
     ------
     ValueError
         When the structure has no closed contour (a point or an empty ROI has no DVH).
+    DVHInputError
+        (a ValueError and an :class:`~rtcheck.errors.InputError`) When the input cannot be
+        honoured: contour coordinates that are not finite or beyond 1 km, a dose grid that
+        is not finite, a structure whose coarsest sampling is still over budget.
     """
     if not structure.contours:
         what = "a point ROI" if structure.is_point else "empty"
         raise ValueError(f"structure {structure.name!r} is {what}: it has no volume and no DVH")
+    if step_mm is not None and not (math.isfinite(step_mm) and step_mm > 0):
+        raise ValueError(f"step_mm must be a positive number of mm, not {step_mm!r}")
     polys, areas, z_lo, z_hi = _slabs(structure, dose, slice_spacing_mm)
     volume_mm3 = float(np.sum(areas * (z_hi - z_lo)))
 
     h = step_mm if step_mm else _choose_step(float(areas.sum()), volume_mm3, dose, sample_budget)
-    interp = _interpolator if _interpolator is not None else _Interpolator(dose)
+    interp = _interpolator if _interpolator is not None else _interpolator_for(structure.name,
+                                                                                dose)
     acc = _Accumulator()
     warnings: list[str] = []
-    _sample_structure(polys, areas, z_lo, z_hi, h, interp, acc)
+    h = _sample_structure(structure.name, polys, areas, z_lo, z_hi, h, interp, acc, warnings)
 
     return _finish(structure.name, dose, volume_mm3, h, acc, warnings)
+
+
+def _interpolator_for(name: str, dose: DoseGrid) -> _Interpolator:
+    try:
+        return _Interpolator(dose)
+    except DVHInputError as exc:
+        raise DVHInputError(f"structure {name!r}: {exc.message}") from None
 
 
 def _slabs(structure: Structure, dose: DoseGrid, slice_spacing_mm: float | None
@@ -630,10 +802,21 @@ def _slabs(structure: Structure, dose: DoseGrid, slice_spacing_mm: float | None
     planes = structure.planes()
     zs = np.array(list(planes.keys()), dtype=float)
     polys = [[np.asarray(p, dtype=float)[:, :2] for p in plist] for plist in planes.values()]
+    _check_coordinates(structure.name, zs, polys)
     typical = _typical_spacing(zs, slice_spacing_mm, dose)
     z_lo, z_hi = slab_bounds(zs, typical)
     areas = np.array([max(even_odd_area(p), 0.0) for p in polys])
     return polys, areas, z_lo, z_hi
+
+
+def _check_coordinates(name: str, zs: np.ndarray, polys: list[list[np.ndarray]]) -> None:
+    """Refuse coordinates no DVH can be computed from (not finite, or beyond 1 km)."""
+    worst = [float(np.max(np.abs(zs)))] if zs.size else []
+    worst += [float(np.max(np.abs(poly))) for plist in polys for poly in plist if poly.size]
+    if not all(w <= MAX_COORDINATE_MM for w in worst):  # NaN fails the comparison too
+        raise DVHInputError(
+            f"structure {name!r}: contour coordinates are not finite or lie beyond "
+            f"{MAX_COORDINATE_MM:.0e} mm: no volume and no DVH")
 
 
 def _stagger(n: int) -> np.ndarray:
@@ -682,22 +865,161 @@ class _Faces:
         return point, self.start[plane[point]] + rank
 
 
-def _sample_structure(polys: list[list[np.ndarray]], areas: np.ndarray, z_lo: np.ndarray,
-                      z_hi: np.ndarray, h: float, interp: _Interpolator,
-                      acc: _Accumulator) -> None:
-    """Sample every plane's slab at once: histogram samples and Dmin/Dmax candidates."""
-    edges = _Edges(polys)
-    faces = _Faces(z_lo, z_hi, interp)
-    plane, xs, ys, w = _plane_samples(edges, areas, h)
-    _add_samples(plane, xs, ys, w, faces, interp, acc)
-    _add_extremes(edges, faces, len(polys), h, interp, acc)
+class _Group:
+    """Consecutive planes of a structure, processed together: their contour edges, slab
+    faces, exact areas and lattice offsets (plane indices are local to the group)."""
+
+    def __init__(self, polys: list[list[np.ndarray]], areas: np.ndarray, z_lo: np.ndarray,
+                 z_hi: np.ndarray, stagger: np.ndarray, interp: _Interpolator) -> None:
+        self.n = len(polys)
+        self.edges = _Edges(polys)
+        self.faces = _Faces(z_lo, z_hi, interp)
+        self.areas = areas
+        self.stagger = stagger
+        self.todo = np.nonzero(areas > 0)[0]
+        self.points = None  # contour points per edge of the Dmax/Dmin search, when counted
+
+
+@dataclass
+class _Plan:
+    """What :func:`_plan` decided for a whole structure."""
+
+    h: float  # step of the first lattice
+    first: list  # each group's first-lattice samples (None: to be made group by group)
+    reserved: list  # each group's first-lattice work (sample-face pairs)
+    boundary_step: float  # spacing of the contour points of the Dmax/Dmin search
+    nodes: bool  # whether the grid-node search of Dmax/Dmin is affordable
+
+
+def _sample_structure(name: str, polys: list[list[np.ndarray]], areas: np.ndarray,
+                      z_lo: np.ndarray, z_hi: np.ndarray, h: float, interp: _Interpolator,
+                      acc: _Accumulator, warnings: list[str], samples: bool = True) -> float:
+    """Histogram samples (unless ``samples`` is False) and Dmin/Dmax candidates of every
+    plane's slab.
+
+    Planes are processed in groups of about :data:`GROUP_EDGES` contour edges (one group for
+    almost every structure), so memory does not grow with the structure's vertex count; the
+    work of the whole structure is planned first (:func:`_plan`). Returns the in-plane step
+    used (``h``, or coarser when the budget required it).
+    """
+    stagger = _stagger(len(polys))
+    sizes = np.array([sum(len(p) for p in plist) for plist in polys])
+    slices = _chunks(sizes, GROUP_EDGES)
+
+    def make(sl: slice) -> _Group:
+        return _Group(polys[sl], areas[sl], z_lo[sl], z_hi[sl], stagger[sl], interp)
+
+    if len(slices) == 1:
+        only = make(slices[0])
+        def each():
+            return iter([only])
+    else:
+        def each():
+            return (make(sl) for sl in slices)
+    plan = _plan(name, each, len(slices) == 1, h, interp, warnings, samples)
+    used = 0.0
+    for k, g in enumerate(each()):
+        if samples:
+            left = MAX_SAMPLE_PAIRS - used - sum(plan.reserved[k + 1:])
+            plane, xs, ys, w, spent = _plane_samples(g, plan.h, plan.first[k], left)
+            used += spent
+            _add_samples(plane, xs, ys, w, g.faces, interp, acc)
+        _boundary_extremes(g.edges, g.faces, plan.boundary_step, interp, acc, g.points)
+        if plan.nodes:
+            _node_extremes(g.edges, g.faces, interp, acc, g.n)
+    return plan.h
+
+
+def _plan(name: str, each, single: bool, h: float, interp: _Interpolator,
+          warnings: list[str], samples: bool) -> _Plan:
+    """Count the work of a structure before doing it, and bound it.
+
+    The step of the first lattice is raised until its samples fit :data:`MAX_SAMPLE_PAIRS`;
+    the contour points of the Dmax/Dmin search are spread until they fit
+    :data:`MAX_BOUNDARY_PAIRS`; the grid-node search is left out beyond
+    :data:`MAX_NODE_WORK`. Each departure from the normal method is a warning.
+    """
+    asked, step = h, min(h, interp.edge_step)
+    b_points = b_length = b_fixed = node_work = extent = 0.0
+    counted = False
+    while True:
+        first, reserved, total, over = [], [], 0.0, 0.0
+        for g in each():
+            if over and counted:
+                break  # over budget: recount at a coarser step
+            if not counted:
+                cost = g.faces.count[g.edges.plane].astype(float)
+                length = np.hypot(g.edges.x2 - g.edges.x1, g.edges.y2 - g.edges.y1)
+                g.points = _points_per_edge(g.edges, step, length)
+                b_points += float(np.dot(g.points, cost))
+                b_length += float(np.dot(length, cost))
+                b_fixed += float(cost.sum())
+                node_work += _node_work(g, interp)
+                finite = np.isfinite(g.edges.xmax)
+                extent = max(extent, float(np.max(g.edges.xmax[finite] - g.edges.xmin[finite],
+                                                  initial=0.0)),
+                             float(np.max(g.edges.ymax[finite] - g.edges.ymin[finite],
+                                          initial=0.0)))
+            if over or not samples:
+                continue
+            got, ratio, pairs = _lattice(g.edges, g.todo, h, g.stagger, g.faces.count,
+                                         MAX_SAMPLE_PAIRS - total, make=single)
+            if ratio:
+                over = ratio
+                continue
+            first.append(got)
+            reserved.append(pairs)
+            total += pairs
+        counted = True
+        if not over:
+            break
+        if h > 2 * extent + 1.0:
+            raise DVHInputError(
+                f"structure {name!r}: its contours need more than {MAX_SAMPLE_PAIRS:,} dose "
+                f"samples even sampled every {h:.3g} mm: no DVH in bounded memory")
+        h *= max(1.25, 1.05 * over)
+    if h > asked * (1 + 1e-9):
+        warnings.append(
+            f"sampled every {h:.3g} mm, not {asked:.3g} mm: at the finer step this structure "
+            f"would need more than {MAX_SAMPLE_PAIRS:,} dose samples")
+    if b_points > MAX_BOUNDARY_PAIRS:
+        # An outline far longer than the structure is large (a 10 m sliver): points further
+        # apart, so that their number stays bounded (every vertex is still a point).
+        spare = MAX_BOUNDARY_PAIRS - b_fixed
+        coarse = max(step, b_length / spare) if spare > 0 else math.inf
+        warnings.append(
+            "outline too long for the structure's size: Dmax and Dmin searched on contour "
+            + (f"points {coarse:.3g} mm apart (not {step:.3g} mm)" if math.isfinite(coarse)
+               else "vertices only") + " to bound the work")
+        step = coarse
+        if single:
+            for g in each():
+                g.points = None  # counted at the finer step
+    nodes = node_work <= MAX_NODE_WORK
+    if not nodes:
+        warnings.append(
+            "outline too intricate for the dose grid (more than "
+            f"{MAX_NODE_WORK:,} row crossings): Dmax and Dmin searched on the samples and the "
+            "contour points only, not at every dose-grid node inside the contours")
+    return _Plan(h, first, reserved, step, nodes)
 
 
 def _add_samples(plane: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: np.ndarray,
                  faces: _Faces, interp: _Interpolator, acc: _Accumulator) -> None:
-    """Histogram samples: in-plane samples (plane, x, y, area) through their plane's slab."""
+    """Histogram samples: in-plane samples (plane, x, y, area) through their plane's slab.
+
+    Evaluated in chunks of about :data:`CHUNK_PAIRS` sample-face pairs.
+    """
+    for sl in _chunks(faces.count[plane], CHUNK_PAIRS):
+        _add_sample_chunk(plane[sl], xs[sl], ys[sl], w[sl], faces, interp, acc)
+
+
+def _add_sample_chunk(plane: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: np.ndarray,
+                      faces: _Faces, interp: _Interpolator, acc: _Accumulator) -> None:
     inside = interp.inside_xy(xs, ys)
     plane, xs, ys, w = plane[inside], xs[inside], ys[inside], w[inside]
+    if plane.size == 0:
+        return
     # Dose on every face of each sample's slab pieces. Over a piece the dose runs linearly
     # from one face to the next, and the piece counts when both faces are inside the grid.
     corners, weights = interp.xy_weights(xs, ys)
@@ -711,27 +1033,85 @@ def _add_samples(plane: np.ndarray, xs: np.ndarray, ys: np.ndarray, w: np.ndarra
 
 def _add_extremes(edges: _Edges, faces: _Faces, n_planes: int, h: float,
                   interp: _Interpolator, acc: _Accumulator) -> None:
-    """Dmin/Dmax candidates of one structure's slabs (see the module docstring)."""
-    # Points along every contour edge, and the dose-grid nodes inside the contours (where a
-    # trilinear dose has its inner extremes), on every face.
-    bplane, bx, by = _boundary_points(edges, min(h, interp.edge_step))
-    inside = interp.inside_xy(bx, by)
-    bplane, bx, by = bplane[inside], bx[inside], by[inside]
-    if bplane.size:
-        corners, weights = interp.xy_weights(bx, by)
-        _, face, d = interp.at_faces(corners, weights, bplane, faces)
-        acc.extremes(d[faces.ok[face]])
-    nplane, flat = _candidate_nodes(edges, faces, interp, acc, n_planes)
-    if nplane.size:
-        point, face = faces.pairs(nplane)
-        d = interp.nodes_at_faces(flat, point, face, faces)
-        acc.extremes(d[faces.ok[face]])
+    """Dmin/Dmax candidates of one group of planes, with the normal contour-point step."""
+    _boundary_extremes(edges, faces, min(h, interp.edge_step), interp, acc)
+    _node_extremes(edges, faces, interp, acc, n_planes)
 
 
-def _candidate_nodes(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _Accumulator,
-                     n_planes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Plane and flat in-plane index of the grid nodes inside the contours that could beat
-    the extremes found so far.
+def _boundary_extremes(edges: _Edges, faces: _Faces, step: float, interp: _Interpolator,
+                       acc: _Accumulator, count: np.ndarray | None = None) -> None:
+    """Dmin/Dmax candidates along every contour edge (points at most ``step`` apart, vertices
+    included) on every face, in chunks of :data:`CHUNK_PAIRS` point-face pairs. ``count``:
+    the points of each edge at that step, when known."""
+    if count is None:
+        count = _points_per_edge(edges, step)
+    for sl in _chunks(count * faces.count[edges.plane], CHUNK_PAIRS):
+        bplane, bx, by = _boundary_points(edges, step, sl, count[sl])
+        inside = interp.inside_xy(bx, by)
+        bplane, bx, by = bplane[inside], bx[inside], by[inside]
+        if bplane.size:
+            corners, weights = interp.xy_weights(bx, by)
+            _, face, d = interp.at_faces(corners, weights, bplane, faces)
+            acc.extremes(d[faces.ok[face]])
+
+
+def _node_rows(edges: _Edges, interp: _Interpolator, n_planes: int):
+    """Rows through the dose-grid nodes (their ``y0`` per plane and index range) and, per
+    non-horizontal edge, the rows it crosses within the grid."""
+    y0 = np.full(n_planes, interp.y0 - interp.dy / 2)  # rows through the voxel centres
+    jlim = (0, interp.ny - 1)
+    keep, j0, j1 = _row_span(edges, interp.dy, y0, jlim)
+    return y0, jlim, keep, j0, j1
+
+
+def _node_work(g: _Group, interp: _Interpolator) -> float:
+    """Row crossings times dose planes of the grid-node search of a group."""
+    if interp.nx < 2 or interp.ny < 2:
+        return 0.0
+    if g.edges.plane.size * interp.ny * float(g.faces.frames.max()) <= MAX_NODE_WORK:
+        return 0.0  # every edge crossing every row would still be affordable
+    _, _, keep, j0, j1 = _node_rows(g.edges, interp, g.n)
+    return float(np.dot(np.maximum(j1 - j0 + 1, 0), g.faces.frames[g.edges.plane[keep]]))
+
+
+def _node_extremes(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _Accumulator,
+                   n_planes: int) -> None:
+    """Dmin/Dmax candidates at the grid nodes inside the contours, on every face.
+
+    Rows of the dose grid are processed in bands of at most about :data:`MAX_CROSSINGS`
+    crossings times dose planes, and nodes in chunks of :data:`CHUNK_PAIRS` node-face pairs.
+    """
+    if interp.nx < 2 or interp.ny < 2:
+        return
+    y0, jlim, keep, j0, j1 = _node_rows(edges, interp, n_planes)
+    n = np.maximum(j1 - j0 + 1, 0)
+    frames = faces.frames[edges.plane[keep]].astype(float)
+    span = None
+    if float(np.dot(n, frames)) <= MAX_CROSSINGS:
+        bands, span = [jlim], (keep, j0, j1)
+    else:
+        has = n > 0
+        per_row = (np.bincount(j0[has], weights=frames[has], minlength=interp.ny + 1)
+                   - np.bincount(j1[has] + 1, weights=frames[has], minlength=interp.ny + 1))
+        per_row = np.cumsum(per_row)[: interp.ny]
+        bands = [(sl.start, sl.stop - 1) for sl in _chunks(per_row, MAX_CROSSINGS)]
+    del n, frames
+    for band in bands:
+        p, flat_start, length = _candidate_runs(edges, faces, interp, acc, y0, band, span)
+        for sl in _chunks(length * faces.count[p], CHUNK_PAIRS):
+            idx, rank = _expand(length[sl])
+            nplane, flat = p[sl][idx], flat_start[sl][idx] + rank
+            point, face = faces.pairs(nplane)
+            d = interp.nodes_at_faces(flat, point, face, faces)
+            acc.extremes(d[faces.ok[face]])
+
+
+def _candidate_runs(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _Accumulator,
+                    y0: np.ndarray, band: tuple[int, int], span=None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of grid nodes inside the contours, on the grid rows ``band``, that could beat
+    the extremes found so far: their plane, the flat in-plane index of their first node and
+    their length.
 
     The nodes inside a contour come in runs along grid rows. A node's dose on any face of its
     slab is a blend of its values on two of the dose planes the slab needs, so the range of a
@@ -740,16 +1120,13 @@ def _candidate_nodes(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _
     expanded into nodes.
     """
     empty = np.zeros(0, np.int64)
-    if interp.nx < 2 or interp.ny < 2:
-        return empty, empty
-    y0 = np.full(n_planes, interp.y0 - interp.dy / 2)  # rows through the voxel centres
-    p, j, a, b = _row_intervals(edges, interp.dy, y0)
+    p, j, a, b = _row_intervals(edges, interp.dy, y0, band, span)
     i0 = np.maximum(np.ceil((a - interp.x0) / interp.dx).astype(np.int64), 0)
     i1 = np.minimum(np.floor((b - interp.x0) / interp.dx).astype(np.int64), interp.nx - 1)
     keep = (j >= 0) & (j < interp.ny) & (i1 >= i0)
     p, j, i0, i1 = p[keep], j[keep], i0[keep], i1[keep]
     if p.size == 0:
-        return empty, empty
+        return empty, empty, empty
     frames = faces.frames[p]
     run, rank = _expand(frames)
     k = faces.k0[faces.start][p[run]] + rank
@@ -766,50 +1143,117 @@ def _candidate_nodes(edges: _Edges, faces: _Faces, interp: _Interpolator, acc: _
     useful = ((np.minimum.reduceat(lo, first) < acc.dmin)
               | (np.maximum.reduceat(hi, first) > acc.dmax))
     p, j, i0, i1 = p[useful], j[useful], i0[useful], i1[useful]
-    idx, rank = _expand(i1 - i0 + 1)
-    return p[idx], j[idx] * interp.nx + i0[idx] + rank
+    return p, j * interp.nx + i0, i1 - i0 + 1
 
 
-def _plane_samples(edges: _Edges, areas: np.ndarray, h: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """In-plane samples of every plane (plane, x, y, area weight), rescaled to exact areas.
+def _lattice(edges: _Edges, todo: np.ndarray, hs: float, stagger: np.ndarray,
+             cost: np.ndarray, budget: float, make: bool = True):
+    """Samples (plane, x, y, area) of the planes ``todo`` on their lattices of step ``hs``.
 
-    A plane thinner than the step (a sliver, a tiny contour) is sampled again on finer
-    lattices until the samples hold at least half its area.
+    The work is counted exactly before anything is made. Returns ``(samples, over, pairs)``:
+    ``over`` is 0 when the row crossings stay within :data:`MAX_CROSSINGS` and the samples
+    times their cost (faces of their slab) within ``budget``, otherwise roughly how much
+    coarser the step should be (and ``samples`` is None); ``pairs`` is the work counted.
+    With ``make`` False the work is only counted.
     """
-    n = areas.size
-    stagger = _stagger(n)
-    step = np.full(n, float(h))
-    todo = np.nonzero(areas > 0)[0]
+    if todo.size == 0:
+        return None, 0.0, 0.0
+    n = stagger.shape[0]
+    sub = edges if todo.size == n else edges.subset(todo)
+    # Lattices are per plane, so planes refined together share one step.
+    x0 = edges.xmin - stagger[:, 0] * hs
+    y0 = edges.ymin - stagger[:, 1] * hs
+    span = _row_span(sub, hs, y0)
+    crossings = int(np.maximum(span[2] - span[1] + 1, 0).sum())
+    if crossings > MAX_CROSSINGS:
+        return None, crossings / MAX_CROSSINGS, float(crossings)
+    p, j, a, b = _row_intervals(sub, hs, y0, span=span)
+    pairs = float(np.dot(_piece_counts(a, b, hs, x0[p]), cost[p]))
+    if pairs > budget:
+        return None, math.sqrt(pairs / max(budget, 1.0)), pairs
+    if not make:
+        return None, 0.0, pairs
+    sp, xs, ys, length = _interval_samples(p, j, a, b, hs, x0, y0)
+    return (sp, xs, ys, length * hs), 0.0, pairs
+
+
+def _plane_samples(g: _Group, h: float, first, budget: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """In-plane samples of every plane of a group (plane, x, y, area weight), rescaled to
+    exact areas, and the work they cost (sample-face pairs).
+
+    ``first`` is the group's first lattice at step ``h`` (None: made here). A plane thinner
+    than the step (a sliver, a tiny contour) is sampled again on finer lattices until the
+    samples hold at least half its area, as long as ``budget`` allows; a plane that no
+    affordable lattice resolves is sampled along its outline.
+    """
+    n, areas, cost, todo = g.n, g.areas, g.faces.count, g.todo
     out = []
-    for _ in range(6):
+    used, hs = 0.0, h
+    for r in range(6):
         if todo.size == 0:
             break
-        sub = edges if todo.size == n else edges.subset(todo)
-        # Lattices are per plane, so planes refined together share one step.
-        hs = float(step[todo[0]])
-        x0 = edges.xmin - stagger[:, 0] * hs
-        y0 = edges.ymin - stagger[:, 1] * hs
-        p, j, a, b = _row_intervals(sub, hs, y0)
-        sp, xs, ys, length = _interval_samples(p, j, a, b, hs, x0, y0)
-        w = length * hs
+        if r == 0:
+            got = first
+            if got is None:  # counted (and reserved) by _plan, made now
+                got, _, _ = _lattice(g.edges, todo, hs, g.stagger, cost, math.inf)
+        else:
+            got, _, _ = _lattice(g.edges, todo, hs, g.stagger, cost, budget - used)
+            if got is None:
+                break  # over budget: the planes left are sampled along their outline
+        sp, xs, ys, w = got
         sampled = np.bincount(sp, weights=w, minlength=n)
         good = sampled >= 0.5 * areas
         keep = good[sp]
         out.append((sp[keep], xs[keep], ys[keep], w[keep]))
+        used += float(cost[sp[keep]].sum())
         todo = todo[~good[todo]]
-        step[todo] = hs / 4.0
+        hs /= 4.0
     if todo.size:
-        # Slivers far below the sampling resolution: one sample at their vertex centroid.
-        sel = np.isin(edges.plane, todo)
-        cx = np.bincount(edges.plane[sel], weights=edges.x1[sel], minlength=n)
-        cy = np.bincount(edges.plane[sel], weights=edges.y1[sel], minlength=n)
-        cnt = np.maximum(np.bincount(edges.plane[sel], minlength=n), 1)
-        out.append((todo, (cx / cnt)[todo], (cy / cnt)[todo], areas[todo]))
+        out.append(_outline_samples(g.edges, todo, h, cost, budget - used))
+        used += float(cost[out[-1][0]].sum())
+    if not out:
+        empty = np.zeros(0)
+        return np.zeros(0, np.int64), empty, empty, empty, used
     plane, xs, ys, w = (np.concatenate(c) for c in zip(*out))
     sampled = np.bincount(plane, weights=w, minlength=n)
     scale = np.divide(areas, sampled, out=np.zeros(n), where=sampled > 0)
-    return plane, xs, ys, w * scale[plane]
+    return plane, xs, ys, w * scale[plane], used
+
+
+def _outline_samples(edges: _Edges, todo: np.ndarray, h: float, cost: np.ndarray,
+                     budget: float) -> tuple[np.ndarray, ...]:
+    """Samples of planes too thin for any affordable lattice (plane, x, y, weight).
+
+    Slivers: the area of a thin shape lies along its outline, so samples are taken along the
+    outline, at most ``h`` apart (further apart if the budget requires), each weighted by
+    the length it stands for; the caller rescales each plane to its exact area. If even one
+    sample per edge is over budget, one sample at the plane's vertex centroid.
+    """
+    n = cost.size
+    sel = np.nonzero(np.isin(edges.plane, todo))[0]
+    plane = edges.plane[sel]
+    x1, y1, x2, y2 = edges.x1[sel], edges.y1[sel], edges.x2[sel], edges.y2[sel]
+    length = np.hypot(x2 - x1, y2 - y1)
+    c = cost[plane].astype(float)
+    if c.sum() <= budget:
+        spare = budget - float(c.sum())
+        step = max(h, float(np.dot(length, c)) / spare) if spare > 0 else math.inf
+        k = np.maximum(np.ceil(length / step), 1).astype(np.int64)
+        idx, rank = _expand(k)
+        t = (rank + 0.5) / k[idx]
+        return (plane[idx], x1[idx] + t * (x2 - x1)[idx], y1[idx] + t * (y2 - y1)[idx],
+                (length / k)[idx])
+    cnt = np.maximum(np.bincount(plane, minlength=n), 1)
+    cx = np.bincount(plane, weights=x1, minlength=n) / cnt
+    cy = np.bincount(plane, weights=y1, minlength=n) / cnt
+    return todo, cx[todo], cy[todo], np.ones(todo.size)
+
+
+def _bin_width(dmax: float) -> float:
+    """Width (Gy) of the DVH's dose bins: 0.01 Gy (finer below 50 Gy) up to 200 Gy of
+    maximum dose, wider above so that there are never more than :data:`MAX_BINS` bins."""
+    return max(min(0.01, max(dmax, 1e-6) / 5000.0), dmax / MAX_BINS)
 
 
 def _finish(name: str, dose: DoseGrid, volume_mm3: float, h: float, acc: _Accumulator,
@@ -820,7 +1264,9 @@ def _finish(name: str, dose: DoseGrid, volume_mm3: float, h: float, acc: _Accumu
     if dose.units.upper() != "GY":
         warnings.append(f"dose units are {dose.units}: values are not in Gy")
     if not acc.lo or covered_cc <= 0:
-        warnings.append("the structure lies entirely outside the dose grid: no dose metric")
+        warnings.append("the structure has no area (degenerate contours): no dose metric"
+                        if volume_cc <= 0 else
+                        "the structure lies entirely outside the dose grid: no dose metric")
         return DVH(name, volume_cc, 0.0, math.nan, math.nan, math.nan, np.zeros(1),
                    np.zeros(1), 0.0, h, dose.units, warnings)
     if covered_fraction < COVERAGE_TOLERANCE:
@@ -829,10 +1275,14 @@ def _finish(name: str, dose: DoseGrid, volume_mm3: float, h: float, acc: _Accumu
             "every metric describes the covered part only")
     lo = np.concatenate(acc.lo)
     hi = np.concatenate(acc.hi)
-    w = np.concatenate(acc.weights) / 1000.0  # mm3 -> cc
+    w = np.concatenate(acc.weights)
+    acc.lo, acc.hi, acc.weights = [lo], [hi], [w]  # the pieces are free now
+    w /= 1000.0  # mm3 -> cc
     dmean = float(np.dot(0.5 * (lo + hi), w) / w.sum())
     dmax, dmin = acc.dmax, acc.dmin
-    bin_w = min(0.01, max(dmax, 1e-6) / 5000.0)
+    if not (math.isfinite(dmax) and math.isfinite(dmin) and math.isfinite(dmean)):
+        raise DVHInputError(f"structure {name!r}: the dose inside it is not finite: no DVH")
+    bin_w = _bin_width(dmax)
     doses, volumes = _cumulative_histogram(lo, hi, w, bin_w, dmax)
     if volume_cc < NEAR_MAX_CC * 10:
         warnings.append(f"small structure ({volume_cc:.3f} cc): near-maximum metrics such as "
@@ -848,18 +1298,31 @@ def _cumulative_histogram(lo: np.ndarray, hi: np.ndarray, w: np.ndarray, bin_w: 
     The volume below dose e of one sample is a ramp from ``lo`` to ``hi``; a ramp is the
     difference of two hinge functions, whose second differences on the bin edges are two
     weights on the edges around each hinge. Two cumulative sums then give every sample's
-    contribution at every edge, exactly, in O(samples + bins).
+    contribution at every edge, exactly, in O(samples + bins). Samples are taken in chunks
+    (the sums are additive), so the temporaries stay small.
     """
-    a = np.maximum(np.minimum(lo, hi), 0.0)
-    b = np.maximum(np.maximum(lo, hi), 0.0)
     nbins = int(math.ceil(max(dmax, 0.0) / bin_w)) + 2
     edges = np.arange(nbins + 1) * bin_w
+    first = np.zeros(nbins + 3)
     second = np.zeros(nbins + 3)
+    for at in range(0, max(lo.size, 1), CHUNK_PAIRS):
+        sl = slice(at, at + CHUNK_PAIRS)
+        _histogram_chunk(lo[sl], hi[sl], w[sl], bin_w, nbins, first, second)
+    below = np.cumsum(first)[: nbins + 1] + np.cumsum(np.cumsum(second))[: nbins + 1]
+    volumes = np.clip(float(w.sum()) - below, 0.0, None)
+    return edges, volumes
+
+
+def _histogram_chunk(lo: np.ndarray, hi: np.ndarray, w: np.ndarray, bin_w: float, nbins: int,
+                     first: np.ndarray, second: np.ndarray) -> None:
+    """Add samples' steps (``first``) and ramps' second differences (``second``)."""
+    a = np.maximum(np.minimum(lo, hi), 0.0)
+    b = np.maximum(np.maximum(lo, hi), 0.0)
     point = (b - a) < bin_w
     # Samples whose dose spans less than a bin: a step at their mean dose, linear within its
     # bin (spreading them would only add rounding error).
     k = np.minimum((0.5 * (a[point] + b[point]) / bin_w).astype(np.int64), nbins - 1)
-    first = np.bincount(k + 1, weights=w[point], minlength=nbins + 3)
+    first += np.bincount(k + 1, weights=w[point], minlength=nbins + 3)
     # Spread samples: slope w / (b - a) starting at a, ending at b.
     spread = ~point
     slope = w[spread] / (b[spread] - a[spread])
@@ -870,25 +1333,41 @@ def _cumulative_histogram(lo: np.ndarray, hi: np.ndarray, w: np.ndarray, bin_w: 
         second += np.bincount(kk + 1, weights=sign * slope * (1 - frac) * bin_w,
                               minlength=nbins + 3)
         second += np.bincount(kk + 2, weights=sign * slope * frac * bin_w, minlength=nbins + 3)
-    below = np.cumsum(first)[: nbins + 1] + np.cumsum(np.cumsum(second))[: nbins + 1]
-    volumes = np.clip(float(w.sum()) - below, 0.0, None)
-    return edges, volumes
 
 
-def compute_dvhs(structures: list[Structure], dose: DoseGrid, **kwargs) -> list[DVH]:
+def plane_spacing(structures: list[Structure]) -> float | None:
+    """The common contour plane spacing of a structure set's ROIs (mm), None if unknown.
+
+    :func:`rtcheck.model.common_plane_spacing` (the median gap between consecutive planes,
+    pooled over every ROI).
+    """
+    try:
+        from rtcheck.model import common_plane_spacing
+    except ImportError:  # pragma: no cover - older model without it
+        gaps = [np.diff(sorted(s.planes())) for s in structures if len(s.planes()) > 1]
+        return float(np.median(np.concatenate(gaps))) if gaps else None
+    return common_plane_spacing(structures)
+
+
+def compute_dvhs(structures: list[Structure], dose: DoseGrid, *,
+                 slice_spacing_mm: float | None = None, **kwargs) -> list[DVH]:
     """DVHs of several structures, in order; points and empty ROIs are skipped.
 
     A list rather than a mapping by name, because a structure set may hold two ROIs with
     the same name; each DVH carries its ROI number.
+
+    ``slice_spacing_mm`` is the structure set's plane spacing (see :func:`compute_dvh`); pass
+    :attr:`rtcheck.model.StructureSet.plane_spacing_mm` when ``structures`` is a selection.
+    By default it is computed from ``structures`` (:func:`plane_spacing`). Other keywords
+    are :func:`compute_dvh`'s.
     """
-    spacings = [float(np.median(np.diff(sorted(s.planes())))) for s in structures
-                if len(s.planes()) > 1]
-    kwargs.setdefault("slice_spacing_mm", float(np.median(spacings)) if spacings else None)
+    if slice_spacing_mm is None:
+        slice_spacing_mm = plane_spacing(structures)
     kwargs.setdefault("_interpolator", _Interpolator(dose))
     out = []
     for s in structures:
         if s.contours:
-            d = compute_dvh(s, dose, **kwargs)
+            d = compute_dvh(s, dose, slice_spacing_mm=slice_spacing_mm, **kwargs)
             d.roi_number = s.number
             out.append(d)
     return out
@@ -971,18 +1450,24 @@ def _union_dvh(structures: list[Structure], dose: DoseGrid, label: str, *,
     lower = np.zeros(n)
     np.maximum.at(lower, g_layer, exact)
     thick = z_hi - z_lo
+    if step_mm is not None and not (math.isfinite(step_mm) and step_mm > 0):
+        raise ValueError(f"step_mm must be a positive number of mm, not {step_mm!r}")
     h = step_mm if step_mm else _choose_step(float(lower.sum()), float(np.dot(lower, thick)),
                                              dose, sample_budget)
-    interp = _interpolator if _interpolator is not None else _Interpolator(dose)
+    interp = _interpolator if _interpolator is not None else _interpolator_for(label, dose)
     acc = _Accumulator()
+    warnings: list[str] = []
 
     edges = _Edges([parts[k][0][i] for k, i in zip(g_part, g_plane)])
-    plane, xs, ys, w, area = _union_plane_samples(edges, g_layer, exact, lower, h)
-    _add_samples(plane, xs, ys, w, _Faces(z_lo, z_hi, interp), interp, acc)
+    faces = _Faces(z_lo, z_hi, interp)
+    plane, xs, ys, w, area, used = _union_plane_samples(label, edges, g_layer, exact, lower, h,
+                                                        faces.count, warnings)
+    _add_samples(plane, xs, ys, w, faces, interp, acc)
     # The union's extremes are the parts' extremes: search each part's own boundary and nodes.
-    for polys, _, lo, hi in parts:
-        _add_extremes(_Edges(polys), _Faces(lo, hi, interp), len(polys), h, interp, acc)
-    return _finish(label, dose, float(np.dot(area, thick)), h, acc, [])
+    for s, (polys, areas, lo, hi) in zip(structures, parts):
+        _sample_structure(s.name, polys, areas, lo, hi, h, interp, acc, warnings,
+                          samples=False)
+    return _finish(label, dose, float(np.dot(area, thick)), used, acc, warnings)
 
 
 def _union_layers(slabs: list[tuple[np.ndarray, np.ndarray]], tol: float = 1e-6
@@ -1020,10 +1505,12 @@ def _union_layers(slabs: list[tuple[np.ndarray, np.ndarray]], tol: float = 1e-6
             layer_a[order])
 
 
-def _union_plane_samples(edges: _Edges, layer: np.ndarray, exact: np.ndarray,
-                         lower: np.ndarray, h: float
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """In-plane samples of each layer's union (layer, x, y, area weight) and its area (mm²).
+def _union_plane_samples(label: str, edges: _Edges, layer: np.ndarray, exact: np.ndarray,
+                         lower: np.ndarray, h: float, cost: np.ndarray, warnings: list[str]
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                    float]:
+    """In-plane samples of each layer's union (layer, x, y, area weight), its area (mm²) and
+    the step used.
 
     ``edges`` holds one "plane" per group (a part's plane on a layer), ``layer`` the layer of
     each group and ``exact`` its exact even-odd area; ``lower`` is the largest part's area on
@@ -1031,7 +1518,8 @@ def _union_plane_samples(edges: _Edges, layer: np.ndarray, exact: np.ndarray,
     largest part is sampled again on finer lattices. Only layers made of slivers are refined:
     refining a whole layer for a sliver beside a large part would multiply the large part's
     samples by 16 per round. A sliver beside a resolved part still counts in the layer's area
-    (ratio estimate), its tiny volume taking the dose of the samples around it.
+    (ratio estimate), its tiny volume taking the dose of the samples around it. The work is
+    bounded as in :func:`_plane_samples` (``cost``: faces of each layer's slab).
     """
     n = lower.size
     stagger = _stagger(n)
@@ -1040,19 +1528,38 @@ def _union_plane_samples(edges: _Edges, layer: np.ndarray, exact: np.ndarray,
     np.minimum.at(ymin, layer, edges.ymin)
     exact_sum = np.bincount(layer, weights=exact, minlength=n)
     area = np.zeros(n)
-    step = np.full(n, float(h))
     todo = np.nonzero(lower > 0)[0]
     out = []
-    for _ in range(6):
-        if todo.size == 0:
-            break
+    budget, used, asked, hs = float(MAX_SAMPLE_PAIRS), 0.0, h, h
+    finite = np.isfinite(edges.xmax)
+    extent = float(max(np.max(edges.xmax[finite] - edges.xmin[finite], initial=0.0),
+                       np.max(edges.ymax[finite] - edges.ymin[finite], initial=0.0)))
+    rounds = 0
+    while rounds < 6 and todo.size:
         groups = np.nonzero(np.isin(layer, todo))[0]
         sub = edges if groups.size == layer.size else edges.subset(groups)
-        hs = float(step[todo[0]])
         # One lattice per layer, shared by its parts, so their rows line up and merge.
         x0 = xmin - stagger[:, 0] * hs
         y0 = ymin - stagger[:, 1] * hs
-        g, j, a, b = _row_intervals(sub, hs, y0[layer])
+        span = _row_span(sub, hs, y0[layer])
+        crossings = int(np.maximum(span[2] - span[1] + 1, 0).sum())
+        over = crossings / MAX_CROSSINGS if crossings > MAX_CROSSINGS else 0.0
+        if not over:
+            g, j, a, b = _row_intervals(sub, hs, y0[layer], span=span)
+            # Pieces of the merged intervals are at most those of the parts' intervals.
+            pairs = float(np.dot(_piece_counts(a, b, hs, x0[layer[g]]), cost[layer[g]]))
+            if pairs > budget - used:
+                over = math.sqrt(pairs / max(budget - used, 1.0))
+        if over:
+            if rounds:
+                break  # over budget: the layers left get the sliver sample below
+            if hs > 2 * extent + 1.0:
+                raise DVHInputError(
+                    f"structure {label!r}: its contours need more than {MAX_SAMPLE_PAIRS:,} "
+                    f"dose samples even sampled every {hs:.3g} mm: no DVH in bounded memory")
+            hs *= max(1.25, 1.05 * over)
+            h = hs
+            continue
         part_sampled = np.bincount(g, weights=(b - a) * hs, minlength=layer.size)
         sp, xs, ys, length = _interval_samples(*_merge_intervals(layer[g], j, a, b), hs, x0, y0)
         w = length * hs
@@ -1064,8 +1571,14 @@ def _union_plane_samples(edges: _Edges, layer: np.ndarray, exact: np.ndarray,
         area[todo] = (sampled * ratio)[todo]
         keep = good[sp]
         out.append((sp[keep], xs[keep], ys[keep], w[keep]))
+        used += float(cost[sp[keep]].sum())
         todo = todo[~good[todo]]
-        step[todo] = hs / 4.0
+        hs /= 4.0
+        rounds += 1
+    if h > asked * (1 + 1e-9):
+        warnings.append(
+            f"sampled every {h:.3g} mm, not {asked:.3g} mm: at the finer step these "
+            f"structures would need more than {MAX_SAMPLE_PAIRS:,} dose samples")
     if todo.size:
         # Slivers far below the sampling resolution: one sample at the vertex centroid of the
         # layer's largest part, holding its area (the overlap of such slivers is unknown).
@@ -1080,10 +1593,13 @@ def _union_plane_samples(edges: _Edges, layer: np.ndarray, exact: np.ndarray,
         cy = np.bincount(own, weights=edges.y1[sel], minlength=n) / cnt
         area[todo] = lower[todo]
         out.append((todo, cx[todo], cy[todo], lower[todo]))
+    if not out:
+        empty = np.zeros(0)
+        return np.zeros(0, np.int64), empty, empty, empty, area, h
     plane, xs, ys, w = (np.concatenate(c) for c in zip(*out))
     sampled = np.bincount(plane, weights=w, minlength=n)
     scale = np.divide(area, sampled, out=np.zeros(n), where=sampled > 0)
-    return plane, xs, ys, w * scale[plane], area
+    return plane, xs, ys, w * scale[plane], area, h
 
 
 def _merge_intervals(key: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray

@@ -167,10 +167,12 @@ class Context:
         if key not in self._dvhs:
             from rtcheck import dvh as dvh_mod
 
+            # ROIs on isolated planes take the structure set's plane spacing as slab thickness
+            spacing = getattr(self.data.structure_set, "plane_spacing_mm", None)
             if len(parts) == 1:
-                dvh = dvh_mod.compute_dvh(parts[0], self.data.dose)
+                dvh = dvh_mod.compute_dvh(parts[0], self.data.dose, slice_spacing_mm=spacing)
             else:
-                dvh = dvh_mod.compute_union_dvh(parts, self.data.dose)
+                dvh = dvh_mod.compute_union_dvh(parts, self.data.dose, slice_spacing_mm=spacing)
             for w in dvh.warnings:
                 self.note("dvh", w, dvh.name)
             self._dvhs[key] = dvh
