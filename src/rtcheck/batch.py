@@ -1601,8 +1601,10 @@ class CsvSink(Sink):
 
     @staticmethod
     def _row(cells: Iterable[Any]) -> bytes:
+        from rtcheck.report import csv_safe  # no formula a spreadsheet would run
+
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow([_cell(c) for c in cells])
+        csv.writer(buf, lineterminator="\n").writerow([csv_safe(_cell(c)) for c in cells])
         return buf.getvalue().encode("utf-8")
 
     def lines(self, record: dict) -> bytes:
@@ -1675,8 +1677,34 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
+def _key_function(deidentify: bool) -> Callable[[str], str]:
+    """How a plan's key is written in the output (a pseudonym with --deidentify)."""
+    if not deidentify:
+        return lambda key: key
+    from rtcheck.report import deidentified_key
+
+    return deidentified_key
+
+
+def _is_pseudonym(key: Any) -> bool:
+    from rtcheck.report import is_deidentified_key
+
+    return is_deidentified_key(key)
+
+
+def _scrub(rec: dict, archive: Any) -> dict:
+    from rtcheck.report import scrub_record
+
+    return scrub_record(rec, archive=archive)
+
+
 def record_label(rec: dict) -> str:
-    """``patient / plan label`` for messages, else the plan UID, else the file."""
+    """``patient / plan label`` for messages, else the plan UID, else the file (a de-identified
+    record: its pseudonymous key and label)."""
+    if _is_pseudonym(rec.get("key")):
+        from rtcheck.report import deidentified_progress_label
+
+        return deidentified_progress_label(rec)
     return str(" / ".join(str(x) for x in (rec.get("patient_id"), rec.get("plan_label")) if x)
                or rec.get("plan_uid") or (rec.get("files") or ["?"])[0])
 
@@ -1755,6 +1783,8 @@ class BatchSummary:
     discovery: Discovery | None = None
     unused_facts: list[str] = field(default_factory=list)
     output: str | None = None
+    #: With --deidentify, what scrubs the summary (rtcheck.report.Deidentifier).
+    deidentifier: Any = None
 
     @property
     def checked(self) -> int:
@@ -1812,7 +1842,8 @@ class BatchSummary:
         for key in self.unused_facts[:10]:
             out.write(f"  facts row matched no plan: {key}\n")
         out.write(f"  exit code {self.exit_code}\n")
-        return out.getvalue()
+        text = out.getvalue()
+        return self.deidentifier.text(text) if self.deidentifier is not None else text
 
 
 # --------------------------------------------------------------------------------------
@@ -1833,7 +1864,7 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
               jobs: int | None = None, resume: bool = False, overwrite: bool = False,
               scheduler: str | None = None, progress: str = "auto",
               stream: IO[str] | None = None, worker: Worker = check_one,
-              plan_timeout: float | None = DEFAULT_PLAN_TIMEOUT,
+              plan_timeout: float | None = DEFAULT_PLAN_TIMEOUT, deidentify: bool = False,
               **executor_options: Any) -> BatchSummary:
     """Check every plan under ``archive`` and stream one record per plan to ``output``.
 
@@ -1866,6 +1897,9 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         The per-plan function (:func:`check_one`); must be importable by worker processes.
     plan_timeout : float, optional
         Seconds a plan may run before it becomes an ERROR record (None or 0: no limit).
+    deidentify : bool
+        Every record, progress line and the summary without patient identifiers, UIDs or
+        paths that hold them (:func:`rtcheck.report.scrub_record`); keys become pseudonyms.
     executor_options
         Passed to :func:`run_local` or :func:`run_dask` (``inflight``, ``start_method``...).
 
@@ -1904,16 +1938,26 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         show = progress != "off"
         tty = show and getattr(stream, "isatty", lambda: False)() and progress in ("auto", "bar")
 
+        shown_archive = "the archive" if deidentify else str(archive)
+
         def scanning(n: int) -> None:
             if tty and n % 200 == 0:
-                stream.write(f"\rscanning {archive}: {n} files")
+                stream.write(f"\rscanning {shown_archive}: {n} files")
                 stream.flush()
 
         found = discover(archive, on_file=scanning, jobs=jobs or default_jobs())
         summary.discovery = found
         summary.earlier = sink.earlier
-        todo_bad = [b for b in found.bad_files if b.key not in sink.done]
-        todo = [g for g in found.groups if g.key not in sink.done]
+        kf = _key_function(deidentify)
+        if resume and sink.done and any(_is_pseudonym(k) for k in sink.done) != deidentify:
+            raise InputError("written " + ("without" if deidentify else "with")
+                             + " --deidentify: resume it the same way", output)
+        if deidentify:
+            from rtcheck.report import batch_deidentifier
+
+            summary.deidentifier = batch_deidentifier(archive, discovery=found, facts=table)
+        todo_bad = [b for b in found.bad_files if kf(b.key) not in sink.done]
+        todo = [g for g in found.groups if kf(g.key) not in sink.done]
         summary.already_done = (len(found.groups) + len(found.bad_files)
                                 - len(todo) - len(todo_bad))
         if show:
@@ -1928,6 +1972,8 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
         bar = Progress(len(todo) + len(todo_bad), stream, progress if show else "off")
 
         def emit(task: PlanTask | None, rec: dict) -> None:
+            if deidentify:
+                rec = _scrub(rec, archive)
             if rec["key"] in sink.done:  # never write a plan twice
                 return
             rec = sink.write(rec)
@@ -1935,8 +1981,9 @@ def run_batch(archive: str | os.PathLike, *, output: str | None = None, fmt: str
             bar.update(rec)
 
         for item in found.skipped_files:  # listed, not counted: they are not plans
-            if item.key not in sink.done:
-                sink.write(skipped_record(item))
+            if kf(item.key) not in sink.done:
+                rec = skipped_record(item)
+                sink.write(_scrub(rec, archive) if deidentify else rec)
         for bad in todo_bad:
             emit(None, bad_file_record(bad))
         tasks = (PlanTask(g, protocols,

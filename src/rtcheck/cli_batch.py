@@ -53,7 +53,7 @@ def _check_outputs(output: str | None, report_dir: str | None) -> None:
             _fail(f"{report_dir}: the report folder is read-only")
 
 
-def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
+def _report_options(report_dir, deidentify: bool, protocols, table, archive) -> dict:
     """run_batch options for --report-dir: the report-writing worker. run_batch validates
     protocols and facts up front only for its default worker, so it is done here."""
     if not report_dir:
@@ -64,7 +64,7 @@ def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
     load_protocols(protocols)
     if table is not None:
         validate_facts(table, protocols)
-    return {"worker": batch_worker(report_dir, deidentify)}
+    return {"worker": batch_worker(report_dir, deidentify, archive=archive)}
 
 
 @click.command("batch")
@@ -99,8 +99,9 @@ def _report_options(report_dir, deidentify: bool, protocols, table) -> dict:
                    "DIR/index.html: every plan of OUTPUT, sortable by verdict (needs --output). "
                    "DIR is created if missing (its parent must exist).")
 @click.option("--deidentify", is_flag=True,
-              help="With --report-dir: the HTML reports and index.html without patient names, "
-                   "IDs and UIDs (the JSONL/CSV records keep them).")
+              help="Every output without patient names, IDs, birth dates, UIDs, or paths that "
+                   "hold them: the JSONL/CSV records (keys become pseudonyms), progress and "
+                   "summary on stderr, the HTML reports and index.html.")
 def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, scheduler,
           plan_timeout, quiet, report_dir, deidentify):
     """Check every plan under ARCHIVE and stream one result per plan.
@@ -166,8 +167,6 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         _fail("--resume needs --output FILE")
     if report_dir and not output:
         _fail("--report-dir needs --output FILE (index.html lists the plans of OUTPUT)")
-    if deidentify and not report_dir:
-        _fail("--deidentify applies to the HTML reports: give --report-dir DIR")
     _check_outputs(output, report_dir)
     if scheduler:
         try:
@@ -179,20 +178,25 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
                    err=True)
     try:
         table = load_facts(facts) if facts else None
-        options = _report_options(report_dir, deidentify, protocols, table)
+        options = _report_options(report_dir, deidentify, protocols, table, archive)
         summary = run_batch(archive, output=output, fmt=fmt, protocols=protocols, facts=table,
                             jobs=jobs, resume=resume, overwrite=overwrite, scheduler=scheduler,
                             progress="off" if quiet else "auto", plan_timeout=plan_timeout or None,
-                            **options)
+                            deidentify=deidentify, **options)
         if report_dir:
             from rtcheck.report import write_batch_index
 
             try:
-                index = write_batch_index(report_dir, output, deidentify=deidentify)
+                index = write_batch_index(report_dir, output, deidentify=deidentify,
+                                          archive=archive)
             except OSError as exc:
                 _fail(f"{report_dir}: cannot write index.html ({exc.strerror or exc})")
             click.echo(f"rtcheck: reports in {report_dir}, summary {index}", err=True)
     except RTCheckError as exc:
+        if deidentify:
+            from rtcheck.report import batch_deidentifier
+
+            _fail(batch_deidentifier(archive, read_files=False).text(str(exc)))
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("\nrtcheck: interrupted; every record written so far is kept"

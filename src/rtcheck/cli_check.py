@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
-from pathlib import Path
 
 import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
-from rtcheck.cli_dvh import fail, load_from_cli
+from rtcheck.cli_dvh import check_output, fail, load_from_cli, write_output
 from rtcheck.errors import InputError, RTCheckError
 from rtcheck.protocols import SITES
 from rtcheck.roles import parse_map_options
@@ -66,6 +64,12 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
 @click.option("--structures", type=click.Path(exists=True, dir_okay=False),
               help="RTSTRUCT file (with --dose).")
 @click.option("--dose", type=click.Path(exists=True, dir_okay=False), help="RTDOSE file.")
+@click.option("--dose-summation", type=click.Choice(["PLAN", "FRACTION"], case_sensitive=False),
+              expose_value=False, callback=lambda ctx, _p, v: ctx.meta.update(
+                  {"rtcheck.dose_summation": v.upper() if v else None}),
+              help="Override the RTDOSE's DoseSummationType: PLAN = the stored dose is the whole "
+                   "course (never multiplied by the fractions), FRACTION = one fraction "
+                   "(multiplied by the plan's fractions). Recorded in the report.")
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
               help=f"Protocol to check against, repeatable [default: {', '.join(DEFAULT_PROTOCOLS)}]; "
                    "'tg101' for the AAPM TG-101 limits; or your own TOML file.")
@@ -97,7 +101,9 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
                    "(use with --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE.")
 @click.option("--deidentify", is_flag=True,
-              help="Remove patient names, IDs, birth dates and DICOM UIDs from the output.")
+              help="No patient name, ID, birth date, DICOM UID or input path in any output "
+                   "(report, messages on standard error): files are named by their kind "
+                   "(RTPLAN file), other paths by a pseudonym (see the README).")
 def check_command(paths, plan, structures, dose, protocols, indication, site, technique,
                   vertebral_level, prior_paths, prior_summaries, interval_months, course_date,
                   alpha_beta, maps, roles_file, fmt, output, deidentify):
@@ -131,43 +137,110 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
       rtcheck check PLAN/ --protocol bone-metastases-2026 --protocol tg101 --map spinal_cord=PRV_MOELLE
       rtcheck check PLAN/ --indication pain --format html --output report.html --deidentify
     """
-    data = load_from_cli(paths, plan, structures, dose)
-    try:
-        priors = list(prior_summaries) + [_load_prior(p) for p in prior_paths]
-        result = check(data, protocols=list(protocols) or None, indication=indication, site=site,
-                       technique=technique, vertebral_level=vertebral_level,
-                       priors=priors or None, interval_months=interval_months, date=course_date,
-                       alpha_beta=parse_alpha_beta_options(alpha_beta),
-                       explicit_roles=parse_map_options(maps), roles=roles_file)
-    except RTCheckError as exc:
-        fail(str(exc))
-    text = render_output(result, fmt, data, [p for p in priors if not isinstance(p, str)],
-                         list(protocols), deidentify)
+    check_output(output)  # exit 2 before any work when OUTPUT cannot be written
+    roots = [*paths, *(p for p in (structures, dose) if p), *prior_paths]
+    with _deidentified_warnings(deidentify, roots) as seen:
+        data = load_from_cli(paths, plan, structures, dose, deidentify=deidentify)
+        seen.plans.append(data)
+        try:
+            priors = list(prior_summaries)
+            for p in prior_paths:
+                priors.append(_load_prior(p))
+                seen.plans.append(priors[-1])
+            result = check(data, protocols=list(protocols) or None, indication=indication,
+                           site=site, technique=technique, vertebral_level=vertebral_level,
+                           priors=priors or None, interval_months=interval_months,
+                           date=course_date, alpha_beta=parse_alpha_beta_options(alpha_beta),
+                           explicit_roles=parse_map_options(maps), roles=roles_file)
+        except RTCheckError as exc:
+            fail(seen.message(str(exc)))
+    prior_plans = [p for p in priors if not isinstance(p, str)]
+    deid = seen.deidentifier() if deidentify else None
+    text = render_output(result, fmt, data, prior_plans, list(protocols), deidentify,
+                         deidentifier=deid)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{result.verdict} (exit code {result.exit_code}): report written to {output}",
-                   err=True)
+        write_output(output, text)
+        click.echo(f"{result.verdict} (exit code {result.exit_code}): report written to "
+                   f"{deid.text(output) if deid else output}", err=True)
     else:
         click.echo(text, nl=False)
     sys.exit(result.exit_code)
 
 
+class _Seen:
+    """What a de-identified run has loaded so far, to de-identify its messages."""
+
+    def __init__(self, deidentify: bool, roots: list[str]) -> None:
+        self.deidentify = deidentify
+        self.roots = roots
+        self.plans: list = []
+        self._deid = None
+
+    def deidentifier(self):
+        from rtcheck.report import check_deidentifier
+
+        if self._deid is None:
+            data, *priors = self.plans or [None]
+            self._deid = check_deidentifier(data, priors, self.roots)
+        return self._deid
+
+    def message(self, text: str) -> str:
+        """An error or warning message: de-identified (also with the identity of every
+        DICOM file under the inputs, which the message may name) when asked, else as is."""
+        if not self.deidentify:
+            return text
+        from rtcheck.report import deidentified_message
+
+        return deidentified_message(text, self.roots, self.deidentifier())
+
+
+class _deidentified_warnings:
+    """With --deidentify, Python warnings raised while loading and checking (pydicom's,
+    numpy's: they may quote a UID or a name) are printed de-identified, one line each."""
+
+    def __init__(self, deidentify: bool, roots: list[str]) -> None:
+        self.seen = _Seen(deidentify, roots)
+        self._catch = None
+
+    def __enter__(self) -> _Seen:
+        if self.seen.deidentify:
+            import warnings
+
+            self._catch = warnings.catch_warnings(record=True)
+            self._caught = self._catch.__enter__()
+            warnings.simplefilter("default")
+        return self.seen
+
+    def __exit__(self, *exc) -> None:
+        if self._catch is None:
+            return
+        self._catch.__exit__(*exc)
+        for w in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in self._caught):
+            click.echo(f"rtcheck: warning: {self.seen.message(w)}", err=True)
+
+
 def render_output(result: CheckResult, fmt: str, data, prior_plans: list, protocols: list[str],
-                  deidentify: bool) -> str:
-    """The report in ``fmt``; with ``deidentify``, without names, IDs and UIDs (any format)."""
+                  deidentify: bool, deidentifier=None) -> str:
+    """The report in ``fmt``; with ``deidentify``, without names, IDs, birth dates, UIDs nor
+    paths (any format: the rule of :mod:`rtcheck.report`). ``deidentifier`` (a
+    :class:`rtcheck.report.Deidentifier`) also knows the input folders; by default one is
+    built from the plans."""
     from rtcheck import report  # no matplotlib unless html
 
+    deid = None
+    if deidentify:
+        deid = deidentifier or report.check_deidentifier(data, prior_plans)
     if fmt == "html":
         extra = [f for prior in prior_plans for f in report.plan_input_files(prior)]
         return report.render_check_report(
             result.to_dict(), data, dvhs=result.dvhs or None, protocols=protocols or None,
-            extra_inputs=extra,
-            deidentify=deidentify, extra_terms=report.plan_identity_terms(*prior_plans))
+            extra_inputs=extra, deidentify=deidentify, deidentifier=deid)
+    if deid is not None:
+        if fmt == "json":
+            return report.json_text(deid.doc(result.to_dict()))
+        result = deid.obj(result)
     text = {"json": render_json, "csv": render_csv, "table": render_table}[fmt](result)
-    if deidentify:
-        text = report.deidentify_output(text, fmt, result.to_dict(),
-                                        report.plan_identity_terms(data, *prior_plans))
-    return text
+    return deid.text(text) if deid is not None else text
 
 
 def _load_prior(path: str):
@@ -180,16 +253,22 @@ def _load_prior(path: str):
 
 
 def render_json(result: CheckResult) -> str:
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    from rtcheck.report import json_text
+
+    return json_text(result.to_dict())
 
 
 def render_csv(result: CheckResult) -> str:
+    """One row per finding (:data:`CSV_COLUMNS`); no cell a spreadsheet would run as a
+    formula (:func:`rtcheck.report.csv_safe`)."""
+    from rtcheck.report import csv_row
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for f in result.findings:
         row = f.as_dict()
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow(csv_row(row[c] for c in CSV_COLUMNS))
     return out.getvalue()
 
 
@@ -231,7 +310,12 @@ def technique_line(facts: dict) -> str | None:
 
 def render_table(result: CheckResult) -> str:
     """Plan line, technique, roles, one row per finding, reasons, skipped rules by code,
-    notes by code, verdict."""
+    notes by code, verdict. Every text from the inputs (structure names, labels, reasons
+    quoting them) has its control characters shown as escapes
+    (:func:`rtcheck.report.terminal_safe`): no terminal escape sequence, no forged line."""
+    from rtcheck.report import map_strings, terminal_safe
+
+    result = map_strings(result, terminal_safe)
     out = io.StringIO()
     p = result.plan
     out.write(f"Plan {p.get('label') or '?'} ({p.get('uid') or 'no RTPLAN'}): "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -24,17 +23,55 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+#: Key of the --dose-summation value in the click context's ``meta`` (for commands that
+#: take the option without a parameter of their own: ``expose_value=False``).
+DOSE_SUMMATION_META = "rtcheck.dose_summation"
+DOSE_SUMMATION_HELP = ("Override the RTDOSE's DoseSummationType: PLAN = the stored dose is the "
+                       "whole course (never multiplied by the fractions; e.g. Pinnacle exports "
+                       "label whole-course doses FRACTION), FRACTION = it is one fraction "
+                       "(multiplied by the plan's fractions). Recorded in the report.")
+
+
+def remember_dose_summation(ctx: click.Context, param: click.Parameter, value):
+    """Click callback: keep --dose-summation in the context for :func:`load_from_cli`."""
+    ctx.meta[DOSE_SUMMATION_META] = value.upper() if value else None
+    return value.upper() if value else None
+
+
+def dose_summation_option(expose_value: bool = True):
+    """The shared ``--dose-summation [PLAN|FRACTION]`` option (case-insensitive)."""
+    return click.option("--dose-summation", "dose_summation",
+                        type=click.Choice(["PLAN", "FRACTION"], case_sensitive=False),
+                        default=None, expose_value=expose_value,
+                        callback=remember_dose_summation, help=DOSE_SUMMATION_HELP)
+
+
 def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | None,
-                  dose: str | None) -> PlanData:
-    """Load a plan as the commands' PATH / --plan / --structures / --dose options say."""
+                  dose: str | None, dose_summation: str | None = None, *,
+                  deidentify: bool = False) -> PlanData:
+    """Load a plan as the commands' PATH / --plan / --structures / --dose /
+    --dose-summation options say.
+
+    ``dose_summation`` defaults to the --dose-summation value of the running click command
+    (see :func:`dose_summation_option`), so every command that declares the option gets it.
+    With ``deidentify``, an error message is de-identified (it may list every plan found:
+    :func:`rtcheck.report.deidentified_message`).
+    """
     from rtcheck.dicom import load_plan
 
+    if dose_summation is None:
+        ctx = click.get_current_context(silent=True)
+        dose_summation = ctx.meta.get(DOSE_SUMMATION_META) if ctx is not None else None
     if not paths and not (structures and dose):
         fail("give a PATH (folder or files), or both --structures and --dose")
     try:
         return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
-                         dose=dose)
+                         dose=dose, dose_summation=dose_summation)
     except RTCheckError as exc:
+        if deidentify:
+            from rtcheck.report import deidentified_message
+
+            fail(deidentified_message(str(exc), [*paths, *(p for p in (structures, dose) if p)]))
         fail(str(exc))
         raise  # unreachable: fail() exits
 
@@ -84,6 +121,12 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 
 def render_table(report: dict, metrics: list[str]) -> str:
+    """The plan line, the dose line, one row per structure, the warnings. Control characters
+    of the inputs (structure names...) are shown as escapes
+    (:func:`rtcheck.report.terminal_safe`): no terminal escape sequence, no forged line."""
+    from rtcheck.report import map_strings, terminal_safe
+
+    report = map_strings(report, terminal_safe)
     out = io.StringIO()
     plan, dose = report["plan"], report["dose"]
     if plan:
@@ -114,13 +157,17 @@ def render_table(report: dict, metrics: list[str]) -> str:
 
 
 def render_csv(report: dict, metrics: list[str]) -> str:
+    """One row per structure; no cell a spreadsheet would run as a formula
+    (:func:`rtcheck.report.csv_safe`: a structure named ``=HYPERLINK(...)``)."""
+    from rtcheck.report import csv_row
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["structure", "volume_cc", "covered_fraction", *SUMMARY, *metrics, "warnings"])
     for s in report["structures"]:
-        writer.writerow([s["name"], s["volume_cc"], s["covered_fraction"],
-                         *[s["metrics"][k] for k in (*SUMMARY, *metrics)],
-                         " | ".join(s["warnings"])])
+        writer.writerow(csv_row([s["name"], s["volume_cc"], s["covered_fraction"],
+                                 *[s["metrics"][k] for k in (*SUMMARY, *metrics)],
+                                 " | ".join(s["warnings"])]))
     return out.getvalue()
 
 
@@ -132,6 +179,7 @@ def render_csv(report: dict, metrics: list[str]) -> str:
               help="RTSTRUCT file (with --dose, no plan needed).")
 @click.option("--dose", type=click.Path(exists=True, dir_okay=False),
               help="RTDOSE file (with --structures, no plan needed).")
+@dose_summation_option()
 @click.option("--structure", "names", multiple=True, metavar="NAME",
               help="Only this structure (repeatable; exact ROI name).")
 @click.option("--metric", "metrics", multiple=True, metavar="M",
@@ -144,7 +192,11 @@ def render_csv(report: dict, metrics: list[str]) -> str:
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also draw the cumulative DVHs of the structures shown (FILE.png, .svg "
                    "or .pdf).")
-def dvh(paths, plan, structures, dose, names, metrics, fmt, output, plot):
+@click.option("--deidentify", is_flag=True,
+              help="No patient name, ID, birth date, DICOM UID or input path in any output "
+                   "(table, JSON, CSV, plot, messages): files are named by their kind.")
+def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, output, plot,
+        deidentify):
     """DVH metrics of every structure of a plan.
 
     PATH is a folder (searched recursively) or a list of DICOM files; rtcheck pairs the
@@ -163,40 +215,68 @@ def dvh(paths, plan, structures, dose, names, metrics, fmt, output, plot):
 
     Exit codes: 0 ok; 2 bad input (the message names the file and the problem).
     """
+    check_output(output)  # exit 2 before any work when OUTPUT cannot be written
     metrics = list(metrics)
     for m in metrics:
         try:
             parse_metric(m)
         except RTCheckError as exc:
             fail(str(exc))
-    data = load_from_cli(paths, plan, structures, dose)
+    data = load_from_cli(paths, plan, structures, dose, dose_summation, deidentify=deidentify)
+    deid = None
+    if deidentify:
+        from rtcheck.report import check_deidentifier
+
+        deid = check_deidentifier(data, (), [*paths, *(p for p in (structures, dose) if p)])
+    say = deid.text if deid is not None else str
     if data.dose is None or data.structure_set is None:
         fail("need both a dose (RTDOSE) and a structure set (RTSTRUCT); found "
              f"{'no dose' if data.dose is None else 'no structure set'}")
     if data.dose.units.upper() != "GY":
-        fail(f"{', '.join(data.dose.paths)}: dose units are {data.dose.units}, which cannot "
-             "give doses in Gy")
+        fail(say(f"{', '.join(data.dose.paths)}: dose units are {data.dose.units}, which "
+                 "cannot give doses in Gy"))
     ss = data.structure_set
     chosen = list(ss.structures)
     if names:
         missing = [n for n in names if n not in ss.names()]
         if missing:
-            fail(f"{ss.path}: no structure named {', '.join(map(repr, missing))}; "
-                 f"structures: {', '.join(ss.names())}")
+            fail(say(f"{ss.path}: no structure named {', '.join(map(repr, missing))}; "
+                     f"structures: {', '.join(map(repr, ss.names()))}"))
         chosen = [s for s in chosen if s.name in names]
     skipped = [{"name": s.name, "reason": "point ROI: no volume" if s.is_point
                 else "empty ROI: no contour"} for s in chosen if not s.contours]
-    dvhs = compute_dvhs(chosen, data.dose)
+    # ROIs on isolated planes take the structure set's plane spacing, even when chosen alone
+    dvhs = compute_dvhs(chosen, data.dose,
+                        slice_spacing_mm=getattr(data.structure_set, "plane_spacing_mm", None))
     report = dvh_report(data, dvhs, metrics, skipped)
-    text = {"json": lambda: json.dumps(report, indent=2) + "\n",
-            "csv": lambda: render_csv(report, metrics),
-            "table": lambda: render_table(report, metrics)}[fmt]()
+    text = render_dvh_output(report, metrics, fmt, deid)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(output, text)
     else:
         click.echo(text, nl=False)
     if plot:
+        if deid is not None:
+            from rtcheck.report import map_strings
+
+            dvhs = map_strings(dvhs, deid.text)
+            report = deid.obj(report)
         write_plot(plot, dvhs, report)
+
+
+def render_dvh_output(report: dict, metrics: list[str], fmt: str, deidentifier=None) -> str:
+    """``rtcheck dvh``'s output in ``fmt`` (table, json, csv); with a
+    :class:`rtcheck.report.Deidentifier`, de-identified by the rule of :mod:`rtcheck.report`
+    (JSON: the plan's UID and patient ID dropped; every format: names, IDs, UIDs and input
+    paths removed, files named by their kind)."""
+    from rtcheck.report import json_text
+
+    deid = deidentifier
+    if fmt == "json":
+        return json_text(deid.doc(report) if deid is not None else report, ensure_ascii=True)
+    if deid is not None:
+        report = deid.obj(report)
+    text = render_csv(report, metrics) if fmt == "csv" else render_table(report, metrics)
+    return deid.text(text) if deid is not None else text
 
 
 def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
@@ -209,3 +289,22 @@ def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
         save_dvh_plot(dvhs, path, title=title)
     except (ValueError, OSError) as exc:
         fail(f"{path}: cannot write the plot: {exc}")
+
+
+def check_output(path: str | None) -> None:
+    """Exit 2 with one line naming ``--output`` when it cannot be written (its folder missing
+    or read-only, a folder of that name, a read-only file): checked before any work."""
+    if path:
+        from rtcheck.batch import output_file_problem
+
+        problem = output_file_problem(path)
+        if problem:
+            fail(f"{path}: {problem}")
+
+
+def write_output(path: str, text: str) -> None:
+    """Write ``--output``; a failure (disk full...) is one line and exit 2, no traceback."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{path}: cannot write the output ({exc.strerror or exc})")

@@ -1,4 +1,5 @@
-"""The HTML report of a plan check, the batch index, and de-identification of any output.
+"""The HTML report of a plan check, the batch index, de-identification of any output, and
+the safety of texts from the inputs on a terminal and in a spreadsheet.
 
 One report is one self-contained HTML file, meant to be read on screen, printed (also in
 greyscale) and filed as a QA record:
@@ -20,6 +21,33 @@ Nothing in the page refers outside it: no network, no fonts, no external CSS, sc
 images. Plots are inline SVG (or PNG as a ``data:`` URI); styles and the few lines of script
 of the batch index are inline. Every text taken from the inputs is escaped.
 
+De-identification (``--deidentify``) follows one rule, for every output of ``check``, ``dvh``
+and ``batch`` (standard output, files, standard error, error messages; table, JSON, CSV,
+HTML, plots; batch JSONL/CSV, progress lines, summary and index): none holds a patient name
+(any DICOM person-name form), a patient ID (also OtherPatientIDs), a birth date (DICOM or ISO
+form), an accession number, a study ID, a physician's or operator's name, any DICOM UID, or
+a path component that holds one of them.
+
+* Input files are named by their kind (``RTPLAN file``, ``RTDOSE file 2``, ``prior 1 RTPLAN
+  file``; the QA record adds their SHA-256); an input folder is ``input folder``; any other
+  path under an input folder is a stable pseudonym ``file-<12 hex>`` (:func:`pseudonym`); a
+  batch record's key is ``plan-<12 hex>`` (:func:`deidentified_key`).
+* Identifying JSON keys (:data:`IDENTIFYING_KEYS`, every ``...uid`` key) are dropped; in any
+  other text each identifier becomes ``[removed]`` (labels and ROI names included); a path
+  component outside the inputs that holds one becomes ``[removed]`` as a whole.
+* The identifiers are read from every input file (:func:`identity_of_file`: the attributes of
+  :data:`IDENTITY_ATTRIBUTES`, every UID), and from every file under the inputs for a message
+  that may name any of them ("several plans"); any text shaped like a UID goes too.
+
+:class:`Deidentifier` applies the rule; :func:`check_deidentifier` builds it for ``check``
+and ``dvh``, :func:`scrub_record`, :func:`batch_deidentifier` and
+:func:`deidentified_progress_label` for ``batch``. Plan dates, doses, structure names and file
+hashes stay: they are the QA record.
+
+Every table rtcheck prints shows control characters of the inputs as escapes
+(:func:`terminal_safe`), and every CSV cell is neutralised against spreadsheet formulas
+(:func:`csv_safe`).
+
 matplotlib is imported only when a plot is drawn (inside :mod:`rtcheck.plotting`).
 """
 
@@ -27,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import html
 import json
@@ -77,6 +106,14 @@ DASH = "\u2014"
 # ======================================================================================
 # De-identification
 # ======================================================================================
+#
+# The rule (README, --deidentify): with de-identification, no output of rtcheck (standard
+# output, files, standard error, HTML, JSON, CSV, batch JSONL/CSV/index, error messages)
+# holds a patient name, patient ID, birth date or DICOM UID, nor a path component that holds
+# one. Input files are named by their kind ("RTPLAN file", "RTDOSE file 2", "prior 1 RTPLAN
+# file"), any other path under an input folder by a pseudonym ("file-<12 hex>"), an input
+# folder by "input folder"; identifying JSON keys are dropped; every other text has each
+# identifier replaced by "[removed]". :class:`Deidentifier` applies it.
 
 #: Keys (compared lower-case, without separators) whose values identify a patient or name a
 #: person: dropped by :func:`deidentify`. Structure, plan and protocol ``name`` keys stay.
@@ -85,13 +122,51 @@ IDENTIFYING_KEYS = frozenset({
     "otherpatientnames", "patientbirthdate", "patientsbirthdate", "birthdate", "dateofbirth",
     "dob", "patientbirthtime", "patientsbirthtime", "patientsex", "patientssex", "patientage",
     "patientsage", "patientaddress", "patientsaddress", "patienttelephonenumbers",
-    "patientmothersbirthname", "medicalrecordlocator", "accessionnumber",
+    "patientmothersbirthname", "medicalrecordlocator", "accessionnumber", "studyid",
     "referringphysicianname", "referringphysiciansname", "performingphysicianname",
     "physiciansofrecord", "operatorsname", "operatorname", "reviewername", "issuerofpatientid",
 })
+#: DICOM attributes read from the input files whose values identify the patient (or a person,
+#: or the study), searched for in every output text; person names in all their forms.
+IDENTITY_ATTRIBUTES = (
+    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate",
+    "PatientBirthName", "PatientMotherBirthName", "IssuerOfPatientID", "AccessionNumber",
+    "StudyID", "MedicalRecordLocator", "PatientAddress", "PatientTelephoneNumbers",
+    "ReferringPhysicianName", "PerformingPhysicianName", "PhysiciansOfRecord",
+    "OperatorsName", "ReviewerName",
+)
+#: Identity attributes nested in sequences (OtherPatientIDsSequence items...).
+IDENTITY_SEQUENCES = ("OtherPatientIDsSequence", "IssuerOfPatientIDQualifiersSequence")
 #: Identifying values shorter than this are dropped from their keys but not searched for
 #: inside other texts (a patient ID "12" would otherwise erase every 12 of the report).
 MIN_TERM_LENGTH = 3
+#: Terms with a letter at least this long are found anywhere (``PTV_PID123X`` holds
+#: ``PID123``); shorter ones only as whole tokens (``DOE`` but not ``DOEBLE``).
+SUBSTRING_LENGTH = 5
+#: What replaces an identifier inside a text.
+REMOVED = "[removed]"
+#: UIDs of the DICOM standard itself (SOP classes, transfer syntaxes): not identifying.
+STANDARD_UID_ROOT = "1.2.840.10008."
+#: Environment variable holding a secret salt for the pseudonyms (see :func:`pseudonym`).
+SALT_VARIABLE = "RTCHECK_DEIDENTIFY_SALT"
+#: A DICOM UID in a text (also inside a file name such as ``RD.1.2.840....dcm``): digits and
+#: dots, 3+ components, starting 0-2; removed when it has 10+ characters.
+UID_PATTERN = re.compile(r"(?<!\d)(?<!\d\.)[012](?:\.\d+){2,}")
+_UID_MIN = 10
+#: A digits-and-dots run (a UID, also inside a file name such as ``RD.1.2.840....dcm``).
+_UID_RUN = re.compile(r"\d+(?:\.\d+){2,}")
+#: Characters that end a path in a message.
+_PATH_STOP = r"\s'\"()<>|;,\[\]{}*?"
+#: A path in a message: it begins where a word may (not inside one: no quadratic search),
+#: holds at least one separator, and ends at a space, a quote, a bracket or a colon.
+_PATH_TOKEN = re.compile(
+    rf"(?<![^{_PATH_STOP}:=])(?:[A-Za-z]:)?(?:[\\/]?[^{_PATH_STOP}\\/:]+)?"
+    rf"(?:[\\/][^{_PATH_STOP}\\/:]*)+")
+#: Characters a terminal may act on, or that hide or reorder text: C0 and C1 controls, DEL,
+#: zero-width and bidirectional formatting characters, and the lone surrogates that stand
+#: for undecodable bytes (a byte 0x9b is the C1 control CSI).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+                      "\ud800-\udfff]")
 
 
 def _norm_key(key: Any) -> str:
@@ -117,7 +192,7 @@ def _strings(value: Any) -> Iterable[str]:
 
 def identifying_terms(doc: Any) -> set[str]:
     """Every identifying text of ``doc``: the values of identifying keys, and the parts of
-    DICOM person names (``DOE^JOHN`` gives ``DOE``, ``JOHN`` and ``DOE JOHN``)."""
+    DICOM person names (``DOE^JOHN`` gives ``DOE``, ``JOHN``, ``DOE JOHN``, ``JOHN DOE``...)."""
     terms: set[str] = set()
 
     def walk(node: Any) -> None:
@@ -125,7 +200,7 @@ def identifying_terms(doc: Any) -> set[str]:
             for k, v in node.items():
                 if _is_identifying(k):
                     for s in _strings(v):
-                        terms.update(_person_name_forms(s))
+                        terms.update(identity_forms(s))
                 else:
                     walk(v)
         elif isinstance(node, (list, tuple)):
@@ -136,20 +211,538 @@ def identifying_terms(doc: Any) -> set[str]:
     return {t for t in terms if len(t) >= MIN_TERM_LENGTH}
 
 
-def _person_name_forms(text: str) -> set[str]:
-    text = text.strip()
+def identity_forms(text: str) -> set[str]:
+    """The forms an identifying value may take in a text.
+
+    A DICOM person name ``DOE^JOHN^^DR`` (also with ``=`` ideographic groups) gives the
+    whole value, each component, and the components joined by a space, a comma, an
+    underscore, in both orders; a DICOM date ``19470312`` also gives ``1947-03-12``,
+    ``1947/03/12`` and ``12/03/1947``; an ISO date gives the DICOM form.
+    """
+    text = str(text).strip()
+    if not text:
+        return set()
+    out = {text}
+    if re.fullmatch(r"\d{8}", text):  # DICOM DA
+        y, m, d = text[:4], text[4:6], text[6:]
+        out |= {f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{d}/{m}/{y}", f"{d}.{m}.{y}"}
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        y, m, d = text.split("-")
+        out |= {y + m + d, f"{y}/{m}/{d}", f"{d}/{m}/{y}", f"{d}.{m}.{y}"}
+    if "\\" in text:  # a multi-valued attribute (OtherPatientIDs)
+        for part in text.split("\\"):
+            out |= identity_forms(part)
+        return out
     parts = [p.strip() for p in re.split(r"[\^=]", text) if p.strip()]
-    return {text, *parts, " ".join(parts), " ".join(reversed(parts))} - {""}
+    if len(parts) > 1:
+        first, rest = parts[0], parts[1:]
+        for sep in (" ", ", ", ",", "_", "^", "-", "."):
+            for order in (parts, [*rest, first], parts[::-1], parts[:2], parts[1::-1]):
+                out.add(sep.join(order))
+        out |= set(parts)
+    return {t for t in out if t}
+
+
+def _person_name_forms(text: str) -> set[str]:  # kept for callers of earlier versions
+    return identity_forms(text)
+
+
+def _term_regex(term: str) -> str:
+    """How one term is found in a text (case-insensitive)."""
+    e = re.escape(term)
+    if re.fullmatch(r"[\d.]+", term):  # an ID of digits, a UID, a DICOM date
+        # not inside a longer number ("1001" is not in "10012" nor in "0.1001")
+        return rf"(?<![\d])(?<!\d\.){e}(?![\d])(?!\.\d)"
+    if len(term) >= SUBSTRING_LENGTH and re.search(r"[^\W\d_]", term):
+        return e  # anywhere: "PTV_PID123X" holds "PID123"
+    return rf"(?<![^\W_]){e}(?![^\W_])"  # a whole token: DOE, not DOEBLE
+
+
+@functools.lru_cache(maxsize=256)
+def _terms_regex(terms: tuple[str, ...]) -> re.Pattern:
+    """One pattern finding any of ``terms`` (longest first), case-insensitive."""
+    return re.compile("|".join(_term_regex(t) for t in terms), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _strings_regex(strings: tuple[str, ...], kind: str) -> re.Pattern:
+    """Input paths (``kind`` "file") or input folders and what follows them ("root") as
+    they appear in a message: not inside a longer name."""
+    alternatives = "|".join(map(re.escape, strings))
+    if kind == "file":
+        return re.compile(rf"(?<![^{_PATH_STOP}:=])(?:{alternatives})(?=$|[{_PATH_STOP}:])")
+    return re.compile(rf"(?<![^{_PATH_STOP}:=])(?P<root>{alternatives})"
+                      rf"(?P<rest>[\\/][^{_PATH_STOP}:]*)?(?=$|[{_PATH_STOP}:])")
 
 
 def scrubber(terms: Iterable[str]):
-    """A function replacing each term (whole tokens, case-insensitive) by ``[removed]``."""
-    ordered = sorted(set(terms), key=len, reverse=True)  # longest first: "DOE JOHN" before "DOE"
-    if not ordered:
-        return lambda s: s
-    pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, ordered))
-                         + r")(?![A-Za-z0-9])", re.IGNORECASE)
-    return lambda s: pattern.sub(REMOVED, s)
+    """A function replacing each term in a text by ``[removed]`` (case-insensitive; see
+    :class:`Deidentifier` for the whole rule, paths and UIDs included)."""
+    return Deidentifier(terms=terms).text
+
+
+def pseudonym(value: str, kind: str = "file", salt: str | None = None) -> str:
+    """A stable short name for ``value`` (a path, a batch key): ``kind-<12 hex digits>``.
+
+    The digits are the SHA-256 of the salt and the value: the same value gives the same
+    pseudonym in every output and every run (a resumed batch finds its plans again). The
+    salt is ``salt``, else the environment variable ``RTCHECK_DEIDENTIFY_SALT``, else empty:
+    without a secret salt, someone who guesses the exact value (a path) can recompute its
+    pseudonym; with one, nobody without the salt can.
+    """
+    if salt is None:
+        salt = os.environ.get(SALT_VARIABLE, "")
+    digest = hashlib.sha256(f"{salt}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{kind}-{digest[:12]}"
+
+
+def deidentified_key(key: str, salt: str | None = None) -> str:
+    """The key of a de-identified batch record: ``plan-<hash>`` of the plan's key (its
+    SOPInstanceUIDs), ``file-<hash>`` of a bad or skipped file's key (its path). Stable
+    across runs: ``--resume`` compares these. A key that already is one is returned as is."""
+    if is_deidentified_key(key):
+        return key
+    kind = "plan" if not key.startswith(("file:", "skipped:")) else key.split(":", 1)[0]
+    return pseudonym(key, kind, salt)
+
+
+def is_deidentified_key(key: Any) -> bool:
+    """Whether ``key`` is a de-identified batch key (:func:`deidentified_key`)."""
+    return isinstance(key, str) and re.fullmatch(r"(?:plan|file|skipped)-[0-9a-f]{12}",
+                                                 key) is not None
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character shown as a visible escape (``\\x1b``,
+    ``\\n``, ``\\u202e``): C0 and C1 controls, DEL, and the invisible format characters that
+    reorder or hide text (bidirectional overrides, zero-width spaces). What a terminal shows
+    is then exactly the characters of the name: no escape sequence, no forged line."""
+    def visible(m: re.Match) -> str:
+        c = m.group(0)
+        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c)
+        if named:
+            return named
+        if 0xDC80 <= ord(c) <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            return f"\\x{ord(c) - 0xDC00:02x}"
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _CONTROL.sub(visible, text)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula (OWASP "CSV injection").
+
+    A text beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+    single quote in front (``'=HYPERLINK(...)``); numbers, and texts that are plain numbers
+    (``-1.5``), are kept. Control characters other than tab and line breaks are shown as
+    escapes (:func:`terminal_safe`): a CSV printed on a terminal is safe too. Use on every
+    cell of every CSV rtcheck writes."""
+    if not isinstance(value, str):
+        return value
+    value = _CONTROL.sub(lambda m: m.group(0) if m.group(0) in "\t\r\n"
+                         else terminal_safe(m.group(0)), value)
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_row(cells: Iterable[Any]) -> list[Any]:
+    """:func:`csv_safe` of each cell (None as an empty cell)."""
+    return ["" if c is None else csv_safe(c) for c in cells]
+
+
+def _files_of(data: Any) -> list[tuple[str, str]]:
+    """(path, kind) of each file a loaded plan (:class:`rtcheck.model.PlanData`) was read
+    from, numbered within a kind when there are several."""
+    files: list[tuple[str, str]] = []
+    plan = getattr(data, "plan", None)
+    if plan is not None and getattr(plan, "path", None):
+        files.append((plan.path, "RTPLAN"))
+    ss = getattr(data, "structure_set", None)
+    if ss is not None and getattr(ss, "path", None):
+        files.append((ss.path, "RTSTRUCT"))
+    dose = getattr(data, "dose", None)
+    for p in getattr(dose, "paths", ()) or ():
+        files.append((p, "RTDOSE"))
+    for p in getattr(data, "treatment_records", ()) or ():
+        files.append((str(p), "RTRECORD"))
+    return files
+
+
+def _path_forms(path: str) -> set[str]:
+    """A path as given, absolute, resolved and normalised (a message may use any of them)."""
+    p = str(path)
+    out = {p, os.path.normpath(p)}
+    try:
+        out |= {os.path.abspath(p), os.path.realpath(p)}
+    except (OSError, ValueError):
+        pass
+    return {f for f in out if f and f not in (".", os.sep)}
+
+
+def _walk_values(ds: Any, out: set[str], uids: set[str], all_uids: bool) -> None:
+    """Identity values and UIDs of a dataset, converting only the elements that may hold
+    them (a structure set's contour data stays raw: fast)."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        vr = getattr(raw, "VR", None)
+        if vr in (None, "UN"):
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:  # a private element: not identifying here
+                continue
+        keyword = keyword_for_tag(tag)
+        if vr == "SQ":
+            if all_uids or keyword in IDENTITY_SEQUENCES:
+                for item in ds[tag].value or []:
+                    _walk_values(item, out, uids, all_uids)
+            continue
+        if keyword not in IDENTITY_ATTRIBUTES and vr != "UI":
+            continue
+        elem = ds[tag]
+        if elem.value in (None, ""):
+            continue
+        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        for v in values:
+            v = str(v).strip().rstrip("\0")
+            if not v:
+                continue
+            if keyword in IDENTITY_ATTRIBUTES:
+                out.add(v)
+            elif not v.startswith(STANDARD_UID_ROOT):
+                uids.add(v)
+
+
+def identity_of_file(path: str | os.PathLike, *, all_uids: bool = True) -> set[str]:
+    """The identifying values of one DICOM file: patient names and IDs, other IDs, birth
+    date, accession number, study ID, physician/operator names (:data:`IDENTITY_ATTRIBUTES`)
+    and UIDs (every UID of the file with ``all_uids``, else those of the top level), in the
+    forms they may take in a text (:func:`identity_forms`). Nothing for a file that cannot be
+    read as DICOM (or is not a regular file: never opened)."""
+    import stat as _stat
+
+    import warnings
+
+    values: set[str] = set()
+    uids: set[str] = set()
+    # pydicom's warnings about a bad value quote it: never shown (the loader already said
+    # what is wrong with the file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if not _stat.S_ISREG(os.stat(path).st_mode):
+                return set()
+            import pydicom
+
+            ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        except Exception:  # an unreadable file has nothing to tell; the loader says why
+            return set()
+        try:
+            _walk_values(ds, values, uids, all_uids)
+            meta = getattr(ds, "file_meta", None)
+            if meta is not None:
+                _walk_values(meta, values, uids, False)
+        except Exception:  # a damaged element: keep what was read
+            pass
+    terms = set(uids)
+    for v in values:
+        terms |= identity_forms(v)
+    return {t for t in terms if len(t) >= MIN_TERM_LENGTH}
+
+
+class Deidentifier:
+    """The de-identification rule applied to any output: texts, JSON-like documents,
+    result objects, paths.
+
+    Parameters
+    ----------
+    terms : iterable of str
+        Identifying values (names, IDs, birth dates, UIDs), in every form they may take
+        (:func:`identity_forms`); those shorter than :data:`MIN_TERM_LENGTH` are ignored
+        in texts.
+    files : mapping of path to name
+        Input files and the name they get in the output (``"RTPLAN file"``).
+    roots : iterable of path
+        Input folders: every path under one of them that is not a named file becomes a
+        pseudonym (``file-<hash>``); a root itself becomes ``input folder`` (numbered when
+        several).
+    salt : str, optional
+        For :func:`pseudonym`.
+
+    A text (:meth:`text`) is de-identified in this order: the input files' paths become
+    their names; any other path under an input folder becomes its pseudonym; any other
+    path component that holds an identifier or a UID becomes ``[removed]``; every remaining
+    identifier (as a whole token, or anywhere for a term of :data:`SUBSTRING_LENGTH`
+    characters or more with a letter) and anything shaped like a UID becomes ``[removed]``.
+    """
+
+    def __init__(self, terms: Iterable[str] = (), files: Mapping[str, str] | None = None,
+                 roots: Iterable[str | os.PathLike] = (), salt: str | None = None) -> None:
+        self.terms: set[str] = set()
+        self.files: dict[str, str] = {}
+        self.roots: list[str] = []
+        self.salt = salt
+        self._root_files: list[str] = []
+        self._compiled: tuple | None = None
+        self.add_terms(terms)
+        for path, name in (files or {}).items():
+            self.add_file(path, name)
+        for root in roots:
+            self.add_root(root)
+
+    # ------------------------------------------------------------------ building
+
+    def copy(self) -> Deidentifier:
+        """An independent copy (adding to it leaves this one as it is)."""
+        other = Deidentifier(salt=self.salt)
+        other.terms = set(self.terms)
+        other.files = dict(self.files)
+        other.roots = list(self.roots)
+        other._root_files = list(self._root_files)
+        return other
+
+    def add_terms(self, terms: Iterable[str]) -> Deidentifier:
+        for t in terms:
+            if t is None:
+                continue
+            for form in identity_forms(str(t)):
+                if len(form) >= MIN_TERM_LENGTH:
+                    self.terms.add(form)
+        self._compiled = None
+        return self
+
+    def add_file(self, path: str | os.PathLike, name: str, *, replace: bool = True
+                 ) -> Deidentifier:
+        """Name an input file (``replace=False``: unless it already has a name)."""
+        for form in _path_forms(str(path)):
+            if replace:
+                self.files[form] = name
+            else:
+                self.files.setdefault(form, name)
+        self._compiled = None
+        return self
+
+    def add_root(self, root: str | os.PathLike) -> Deidentifier:
+        """An input folder, or an input file given on its own (named by its pseudonym until
+        :meth:`add_plan` names it by its kind)."""
+        root = str(root)
+        if os.path.lexists(root) and not os.path.isdir(root):
+            self.add_file(root, pseudonym(os.path.normpath(root), "file", self.salt),
+                          replace=False)
+            self._root_files.append(root)
+            return self
+        forms = [f.rstrip("/\\") or f for f in _path_forms(root)]
+        if not any(f in self.roots for f in forms):
+            self.roots.extend(f for f in forms if f not in (".", ""))
+        self._compiled = None
+        return self
+
+    def add_plan(self, data: Any, prefix: str = "", *, read_files: bool = True
+                 ) -> Deidentifier:
+        """Name the files of a loaded plan by their kind (``prefix`` first: ``"prior 1 "``)
+        and add its identity: patient name and ID from the model and, with ``read_files``,
+        every identifying attribute and UID of its files (:func:`identity_of_file`)."""
+        files = _files_of(data)
+        counts = Counter(kind for _, kind in files)
+        seen: Counter = Counter()
+        for path, kind in files:
+            seen[kind] += 1
+            number = f" {seen[kind]}" if counts[kind] > 1 else ""
+            self.add_file(path, f"{prefix}{kind} file{number}")
+            if read_files:
+                self.add_terms(identity_of_file(path))
+        plan = getattr(data, "plan", None)
+        self.add_terms([getattr(plan, "patient_name", None), getattr(plan, "patient_id", None),
+                        getattr(plan, "uid", None),
+                        getattr(plan, "referenced_structure_set_uid", None),
+                        getattr(plan, "frame_of_reference_uid", None)])
+        ss = getattr(data, "structure_set", None)
+        self.add_terms([getattr(ss, "uid", None), getattr(ss, "frame_of_reference_uid", None)])
+        dose = getattr(data, "dose", None)
+        self.add_terms([getattr(dose, "frame_of_reference_uid", None),
+                        *(getattr(dose, "sop_instance_uids", ()) or ())])
+        return self
+
+    def add_files(self, paths: Iterable[str | os.PathLike], *, all_uids: bool = False
+                  ) -> Deidentifier:
+        """Add the identity read from these DICOM files (not named: see :meth:`add_file`)."""
+        for p in paths:
+            self.add_terms(identity_of_file(p, all_uids=all_uids))
+        return self
+
+    def add_folder_identities(self, *, all_uids: bool = False, limit: int | None = None
+                              ) -> Deidentifier:
+        """Add the identity of every DICOM file under the roots (for a message that may
+        name any plan found there, e.g. "several plans"). Hidden entries, links to folders
+        and non-regular files are skipped; ``limit`` files at most."""
+        n = 0
+        for path in self._root_files:
+            self.add_terms(identity_of_file(path, all_uids=all_uids))
+        for root in dict.fromkeys(self.roots):
+            if not os.path.isdir(root):
+                continue
+            for folder, dirs, names in os.walk(root):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if name.startswith(".") or (limit is not None and n >= limit):
+                        continue
+                    n += 1
+                    self.add_terms(identity_of_file(os.path.join(folder, name),
+                                                    all_uids=all_uids))
+        return self
+
+    # ------------------------------------------------------------------ applying
+
+    def _compile(self) -> tuple:
+        if self._compiled is None:
+            terms = sorted({t for t in self.terms if len(t) >= MIN_TERM_LENGTH},
+                           key=len, reverse=True)
+            self._compiled = (sorted(self.files, key=len, reverse=True),
+                              sorted(set(self.roots), key=len, reverse=True),
+                              [(t, t.lower()) for t in terms])
+        return self._compiled
+
+    def name_of(self, path: str | os.PathLike) -> str:
+        """The name a path gets in a de-identified output."""
+        p = str(path)
+        for form in _path_forms(p):
+            if form in self.files:
+                return self.files[form]
+        return self.text(p)
+
+    def input_name(self, path: str | os.PathLike) -> str:
+        """The name of an input file: its kind when known (:meth:`add_plan`), else its
+        pseudonym (``file-<hash>``): an input path is never shown."""
+        for form in _path_forms(str(path)):
+            if form in self.files:
+                return self.files[form]
+        return pseudonym(os.path.normpath(str(path)), "file", self.salt)
+
+    def _root_label(self, root: str) -> str:
+        distinct = list(dict.fromkeys(os.path.realpath(r) for r in self.roots))
+        if len(distinct) <= 1:
+            return "input folder"
+        return f"input folder {distinct.index(os.path.realpath(root)) + 1}"
+
+    def text(self, value: str) -> str:
+        """``value`` de-identified (see the class); not a string: returned as is.
+
+        Linear in the length of the text: only the files, folders and terms that occur in
+        it are searched for."""
+        if not isinstance(value, str) or not value:
+            return value
+        files, roots, terms = self._compile()
+        out = value
+        present = [f for f in files if f in out]
+        if present:
+            out = _strings_regex(tuple(present), "file").sub(
+                lambda m: self.files[m.group(0)], out)
+        present = [r for r in roots if r in out]
+        if present:
+            def under_root(m: re.Match) -> str:
+                whole, rest = m.group(0), (m.group("rest") or "").rstrip("/\\")
+                if not rest:
+                    return self._root_label(m.group("root"))
+                for form in _path_forms(whole):
+                    if form in self.files:
+                        return self.files[form]
+                return pseudonym(os.path.normpath(whole), "file", self.salt)
+            out = _strings_regex(tuple(present), "root").sub(under_root, out)
+        low = out.lower()
+        found = [(t, lt) for t, lt in terms if lt in low]
+        lowered = [lt for _, lt in found]
+
+        def unsafe(component: str) -> bool:
+            c = component.lower()
+            return any(t in c for t in lowered) or any(
+                len(m.group(0)) >= _UID_MIN for m in _UID_RUN.finditer(component))
+
+        def path_token(m: re.Match) -> str:
+            token = m.group(0)
+            if not unsafe(token):
+                return token
+            parts = re.split(r"([\\/])", token)
+            return "".join(REMOVED if p not in ("/", "\\", "", REMOVED) and unsafe(p) else p
+                           for p in parts)
+        out = _PATH_TOKEN.sub(path_token, out)
+        if found:
+            out = _terms_regex(tuple(t for t, _ in found)).sub(REMOVED, out)
+        return UID_PATTERN.sub(lambda m: REMOVED if len(m.group(0)) >= _UID_MIN
+                               else m.group(0), out)
+
+    __call__ = text
+
+    def doc(self, node: Any) -> Any:
+        """A copy of a JSON-like document: identifying keys (:data:`IDENTIFYING_KEYS`, every
+        ``...uid``/``...uids`` key) dropped at any depth, every text (keys included)
+        de-identified."""
+        if isinstance(node, str):
+            return self.text(node)
+        if isinstance(node, Mapping):
+            return {self.text(k) if isinstance(k, str) else k: self.doc(v)
+                    for k, v in node.items() if not _is_identifying(k)}
+        if isinstance(node, (list, tuple)):
+            return [self.doc(v) for v in node]
+        return node
+
+    def obj(self, node: Any) -> Any:
+        """A copy of any result object (dataclasses, dicts, lists: a
+        :class:`rtcheck.findings.CheckResult`) with every text de-identified and the values of
+        identifying keys replaced by ``[removed]`` (the layout of a table stays)."""
+        return map_strings(node, self.text, blank_keys=True)
+
+
+def map_strings(node: Any, fn, *, blank_keys: bool = False, _depth: int = 0) -> Any:
+    """A copy of ``node`` with ``fn`` applied to every string in it: through dicts (keys
+    too), lists, tuples and dataclass instances (copied with :func:`dataclasses.replace`,
+    fields that are not part of ``__init__`` and numpy arrays left as they are). With
+    ``blank_keys``, the values of identifying keys become ``[removed]`` (None stays None).
+    DVH objects (heavy arrays) keep everything but their name."""
+    if _depth > 50:
+        return node
+    if isinstance(node, str):
+        return fn(node)
+    if isinstance(node, Mapping):
+        out = {}
+        for k, v in node.items():
+            key = fn(k) if isinstance(k, str) else k
+            if blank_keys and _is_identifying(k):
+                out[key] = None if v is None else REMOVED
+            else:
+                out[key] = map_strings(v, fn, blank_keys=blank_keys, _depth=_depth + 1)
+        return out
+    if isinstance(node, list):
+        return [map_strings(v, fn, blank_keys=blank_keys, _depth=_depth + 1) for v in node]
+    if isinstance(node, tuple) and not hasattr(node, "_fields"):
+        return tuple(map_strings(v, fn, blank_keys=blank_keys, _depth=_depth + 1)
+                     for v in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        if type(node).__name__ == "DVH":
+            name = getattr(node, "name", None)
+            return dataclasses.replace(node, name=fn(name)) if isinstance(name, str) else node
+        changes = {}
+        for f in dataclasses.fields(node):
+            if not f.init:
+                continue
+            v = getattr(node, f.name)
+            if isinstance(v, (str, Mapping, list, tuple)) or (
+                    dataclasses.is_dataclass(v) and not isinstance(v, type)):
+                if blank_keys and _is_identifying(f.name) and isinstance(v, str):
+                    changes[f.name] = REMOVED
+                else:
+                    changes[f.name] = map_strings(v, fn, blank_keys=blank_keys,
+                                                  _depth=_depth + 1)
+        try:
+            return dataclasses.replace(node, **changes)
+        except (TypeError, ValueError):
+            return node
+    return node
 
 
 def deidentify(doc: Any, extra_terms: Iterable[str] = ()) -> Any:
@@ -159,56 +752,176 @@ def deidentify(doc: Any, extra_terms: Iterable[str] = ()) -> Any:
     ``rtcheck dvh`` document, batch records, CSV rows as dicts.
 
     * Keys that identify a patient or name a person (:data:`IDENTIFYING_KEYS`: patient
-      name/ID/birth date/sex/age/address, other patient IDs, accession number, physician
-      and operator names) and every ``...uid``/``...uids`` key are removed, whatever their
-      depth.
-    * Their values (and the parts of DICOM person names), plus ``extra_terms``, are then
-      replaced by ``[removed]`` wherever they appear inside other texts (file paths,
-      warnings, labels...), as whole tokens, case-insensitively. Values shorter than
+      name/ID/birth date/sex/age/address, other patient IDs, accession number, study ID,
+      physician and operator names) and every ``...uid``/``...uids`` key are removed,
+      whatever their depth.
+    * Their values (in every form: :func:`identity_forms`), plus ``extra_terms``, are then
+      replaced by ``[removed]`` wherever they appear inside other texts (labels, warnings,
+      structure names), and so is any text shaped like a DICOM UID; a path component that
+      holds one becomes ``[removed]`` as a whole. Values shorter than
       :data:`MIN_TERM_LENGTH` characters are not searched for inside texts.
 
     Dates of plans and checks, doses and structure names are kept: they are the QA record.
+    For input files named by their kind and paths under an input folder, use a
+    :class:`Deidentifier` (:meth:`Deidentifier.doc`).
     """
-    scrub = scrubber(identifying_terms(doc) | {t for t in extra_terms if t})
-    return _drop_and_scrub(doc, scrub)
+    return Deidentifier(identifying_terms(doc) | {t for t in extra_terms if t}).doc(doc)
 
 
 def plan_identity_terms(*plans: Any) -> list[str]:
     """Patient names and IDs of loaded plans (:class:`rtcheck.model.PlanData`), which a check
     result does not always carry, to pass as ``extra_terms``."""
-    terms = []
+    terms: set[str] = set()
     for data in plans:
         plan = getattr(data, "plan", None)
         for value in (getattr(plan, "patient_name", None), getattr(plan, "patient_id", None)):
             if value:
-                terms += sorted(_person_name_forms(str(value)))
-    return terms
+                terms |= identity_forms(str(value))
+    return sorted(terms)
 
 
-def deidentify_output(text: str, fmt: str, doc: Any, extra_terms: Iterable[str] = ()) -> str:
+def check_deidentifier(data: Any = None, priors: Iterable[Any] = (),
+                       roots: Iterable[str | os.PathLike] = (), *, read_files: bool = True,
+                       extra_terms: Iterable[str] = ()) -> Deidentifier:
+    """The :class:`Deidentifier` of one ``rtcheck check`` or ``rtcheck dvh`` run: the plan's
+    files by kind, each prior plan's as ``prior N ...``, the input folders and files
+    (``roots``: the PATH, --structures, --dose, --prior arguments), and the identity read
+    from every file."""
+    deid = Deidentifier(extra_terms)
+    for root in roots:
+        deid.add_root(root)
+    if data is not None:
+        deid.add_plan(data, read_files=read_files)
+    for i, prior in enumerate(priors, start=1):
+        if prior is not None and not isinstance(prior, str):
+            deid.add_plan(prior, f"prior {i} ", read_files=read_files)
+    return deid
+
+
+def deidentified_message(text: str, roots: Iterable[str | os.PathLike] = (),
+                         deidentifier: Deidentifier | None = None) -> str:
+    """An error or warning message, de-identified: it may name any file or plan under the
+    inputs (``roots``: "3 plans found; choose one with --plan" lists them all), so the
+    identity of every DICOM file under them is read first (once per ``deidentifier``:
+    names, IDs, birth dates and their top-level UIDs; any other UID by its shape)."""
+    deid = deidentifier if deidentifier is not None else Deidentifier()
+    for root in roots:
+        deid.add_root(root)
+    if not getattr(deid, "_folders_read", False):
+        deid.add_folder_identities()
+        deid._folders_read = True  # type: ignore[attr-defined]
+    return deid.text(text)
+
+
+def deidentify_output(text: str, fmt: str, doc: Any, extra_terms: Iterable[str] = (),
+                      deidentifier: Deidentifier | None = None) -> str:
     """De-identify an output already rendered from ``doc``.
 
-    JSON (``fmt == "json"``) is parsed, passed through :func:`deidentify` and written again
-    (indent 2, UTF-8): identifying keys disappear. Any other text format (table, CSV) keeps
-    its layout: every identifying value of ``doc`` (patient ID, UIDs...) and every extra
-    term is replaced by ``[removed]`` in the text.
+    JSON (``fmt == "json"``) is parsed, passed through :meth:`Deidentifier.doc` and written
+    again (indent 2): identifying keys disappear. Any other text format (table, CSV) keeps
+    its layout: every identifying value of ``doc`` (patient ID, UIDs...), every extra term,
+    every input path (see :class:`Deidentifier`) is replaced in the text.
     """
-    terms = identifying_terms(doc) | {t for t in extra_terms if t}
+    deid = deidentifier or Deidentifier()
+    deid.add_terms(identifying_terms(doc) | {t for t in extra_terms if t})
     if fmt == "json":
-        return json.dumps(deidentify(json.loads(text), terms), indent=2,
-                          ensure_ascii=False) + "\n"
-    return scrubber(terms)(text)
+        return json_text(deid.doc(json.loads(text)))
+    return deid.text(text)
 
 
-def _drop_and_scrub(node: Any, scrub) -> Any:
-    if isinstance(node, str):
-        return scrub(node)
-    if isinstance(node, Mapping):
-        return {scrub(k) if isinstance(k, str) else k: _drop_and_scrub(v, scrub)
-                for k, v in node.items() if not _is_identifying(k)}
-    if isinstance(node, (list, tuple)):
-        return [_drop_and_scrub(v, scrub) for v in node]
-    return node
+def json_text(doc: Any, ensure_ascii: bool = False) -> str:
+    """JSON of an output (indent 2, UTF-8 unless ``ensure_ascii``) with C1 control characters
+    and bidirectional overrides escaped too (JSON escapes only C0): no terminal escape
+    sequence in any JSON rtcheck prints."""
+    text = json.dumps(doc, indent=2, ensure_ascii=ensure_ascii)
+    return re.sub("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]",
+                  lambda m: f"\\u{ord(m.group(0)):04x}", text) + "\n"
+
+
+def scrub_record(record: Mapping[str, Any], terms: Iterable[str] | Deidentifier | None = None,
+                 *, archive: str | os.PathLike | None = None, read_files: bool = True,
+                 salt: str | None = None) -> dict:
+    """A de-identified batch record (what ``rtcheck batch --deidentify`` writes).
+
+    * ``key`` becomes :func:`deidentified_key` (stable across runs: ``--resume`` works on
+      it); ``plan_uid``, ``patient_id``, every ``...uid`` key and the identifying keys of
+      :data:`IDENTIFYING_KEYS` are dropped, at any depth (``plan.uid``...);
+    * ``files`` are named by their kind (``RTPLAN file``, ``RTDOSE file 2``, ``RTSTRUCT
+      file``) for a plan's record, by their pseudonym (``file-<hash>``) for a bad or skipped
+      file;
+    * every text (error, warnings, notes, findings' reasons, structure names, the plan
+      label) is de-identified: the record's identifiers, ``terms`` (strings or a
+      :class:`Deidentifier` holding more), the identity read from the record's files (with
+      ``read_files``: names and IDs, which a record does not carry; a header read of each),
+      anything shaped like a UID; paths under ``archive`` become pseudonyms.
+
+    A record only holds its own plan's identity, and paths (which become pseudonyms): do not
+    pass the whole batch's :func:`batch_deidentifier` as ``terms`` (every text would be
+    searched for every patient's identifiers, a cost that grows with the archive).
+    """
+    rec = dict(record)
+    if isinstance(terms, Deidentifier):
+        deid = terms.copy()
+        if salt is not None:
+            deid.salt = salt
+    else:
+        deid = Deidentifier(terms or (), salt=salt)
+    if archive is not None:
+        deid.add_root(archive)
+    deid.add_terms(identifying_terms(rec))
+    key = str(rec.get("key") or "")
+    if not is_deidentified_key(key):
+        deid.add_terms(k for k in re.split(r"[|,]", key) if k and not k.startswith(
+            ("file:", "skipped:")))
+    files = [str(f) for f in rec.get("files") or []]
+    if read_files:
+        deid.add_files(files)
+    if rec.get("plan_uid") and files:
+        kinds = ["RTPLAN"]
+        has_ss = "RTSTRUCT" not in (rec.get("missing") or []) and len(files) > 1
+        kinds += ["RTDOSE"] * (len(files) - 1 - has_ss) + ["RTSTRUCT"] * has_ss
+        counts = Counter(kinds)
+        seen: Counter = Counter()
+        for path, kind in zip(files, kinds):
+            seen[kind] += 1
+            deid.add_file(path, f"{kind} file" + (f" {seen[kind]}" if counts[kind] > 1
+                                                  else ""))
+    else:
+        for path in files:
+            deid.add_file(path, pseudonym(os.path.normpath(path), "file", deid.salt))
+    out = deid.doc({k: v for k, v in rec.items() if k != "key"})
+    return {"key": deidentified_key(key, deid.salt) if key else key, **out}
+
+
+def deidentified_progress_label(record: Mapping[str, Any]) -> str:
+    """The label of a de-identified record for progress lines and the summary (instead of
+    ``patient / plan label``): its pseudonymous key and its (de-identified) plan label."""
+    key = str(record.get("key") or "")
+    if key and not is_deidentified_key(key):
+        key = deidentified_key(key)
+    label = record.get("plan_label")
+    return f"{key} {label}" if label else (key or "?")
+
+
+def batch_deidentifier(archive: str | os.PathLike, *, discovery: Any = None, facts: Any = None,
+                       salt: str | None = None, read_files: bool = True) -> Deidentifier:
+    """The :class:`Deidentifier` of a batch's own messages (summary, discovery lines on
+    standard error, a usage error): paths under ``archive`` become pseudonyms; the patient
+    IDs and plan UIDs of every plan found (``discovery``: :class:`rtcheck.batch.Discovery`),
+    with ``read_files`` the identity read from each plan's RTPLAN header (patient names,
+    other IDs, birth date: about a millisecond a plan), and the keys of the facts table
+    (``facts``: plan UIDs and patient IDs) are removed; so is anything shaped like a UID.
+    Build it once, for the summary: records are scrubbed one by one (:func:`scrub_record`)."""
+    deid = Deidentifier(roots=[archive], salt=salt)
+    for g in getattr(discovery, "groups", None) or []:
+        deid.add_terms([getattr(g, "patient_id", None), getattr(g, "plan_uid", None),
+                        *(getattr(g, "dose_uids", ()) or ())])
+        if read_files and getattr(g, "plan_path", None):
+            deid.add_terms(identity_of_file(g.plan_path, all_uids=False))
+    for rows in (getattr(facts, "by_plan", None), getattr(facts, "by_patient", None),
+                 getattr(facts, "by_id", None)):
+        deid.add_terms(str(k) for k in (rows or {}))
+    return deid
 
 
 # ======================================================================================
@@ -435,7 +1148,7 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
                 protocols: Iterable[Any] | None = None,
                 inputs: Iterable[Any] | None = None, checked_at: Any = None,
                 deidentify: bool = False, extra_terms: Iterable[str] = (),
-                plot_format: str = "svg") -> str:
+                plot_format: str = "svg", deidentifier: Deidentifier | None = None) -> str:
     """The HTML report of one plan check.
 
     Parameters
@@ -455,13 +1168,17 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     checked_at : datetime or str, optional
         Time of the check (default: ``result["checked_at"]`` when present).
     deidentify : bool
-        Remove patient names, IDs, birth dates and UIDs everywhere (see :func:`deidentify`);
-        input files are then shown by base name only.
+        Remove patient names, IDs, birth dates, UIDs and paths everywhere (the rule of this
+        module); input files are then named by their kind (``RTPLAN file``) when
+        ``deidentifier`` knows them, else by a pseudonym, with their SHA-256.
     extra_terms : iterable of str
         With ``deidentify``, further texts to remove wherever they appear (e.g. the patient
         name of the DICOM files, which the result does not carry).
     plot_format : {"svg", "png"}
         How plots are embedded: inline SVG (default, vector, prints sharply) or PNG data URI.
+    deidentifier : Deidentifier, optional
+        With ``deidentify``: the run's (:func:`check_deidentifier`: files by kind, input
+        folders, identity read from the files); the result's own identifiers are added.
 
     Returns
     -------
@@ -478,12 +1195,13 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
                                   else result.get("checked_at"))}
     curves = list(dvhs or [])
     if deidentify:
-        scrub = scrubber(identifying_terms(bundle) | {t for t in extra_terms if t})
-        bundle = _drop_and_scrub(bundle, scrub)
+        deid = deidentifier if deidentifier is not None else Deidentifier()
+        deid.add_terms(identifying_terms(bundle) | {t for t in extra_terms if t})
         for rec in bundle["inputs"]:
-            rec["path"] = os.path.basename(str(rec.get("path", "")))
-        curves = [dataclasses.replace(d, name=scrub(d.name)) if scrub(d.name) != d.name else d
-                  for d in curves]
+            rec["path"] = deid.input_name(str(rec.get("path") or rec.get("name") or ""))
+        bundle = deid.doc(bundle)
+        curves = [dataclasses.replace(d, name=deid.text(d.name))
+                  if deid.text(d.name) != d.name else d for d in curves]
     res = bundle["result"]
     plan = res.get("plan") or {}
     title = f"rtcheck: {plan.get('label') or 'plan'}: {res.get('verdict') or 'NOT_EVALUATED'}"
@@ -865,8 +1583,9 @@ def _footer(bundle: dict, deidentified: bool) -> str:
             f"<tbody>{files}</tbody></table>"
             f"<p>rtcheck version <b>{_e(_version())}</b>. Checked at "
             f"<b>{_e(str(bundle['checked_at']))}</b>; report written {_e(now)}."
-            + (" De-identified: patient names, IDs, birth dates and DICOM UIDs removed; input "
-               "files shown by name only." if deidentified else "")
+            + (" De-identified: patient names, IDs, birth dates, DICOM UIDs and paths "
+               "removed; input files named by their kind, with their SHA-256."
+               if deidentified else "")
             + "</p></footer>")
 
 
@@ -899,28 +1618,36 @@ def report_dvhs(result: dict, data: Any) -> list[DVH]:
     from rtcheck.dvh import compute_dvh
 
     names = {f.get("structure") for f in result.get("findings") or [] if f.get("structure")}
-    return [compute_dvh(s, data.dose) for s in data.structure_set.structures
+    spacing = getattr(data.structure_set, "plane_spacing_mm", None)
+    return [compute_dvh(s, data.dose, slice_spacing_mm=spacing)
+            for s in data.structure_set.structures
             if s.name in names and s.contours]
 
 
 def render_check_report(result: dict, data: Any, *, protocols: Iterable[Any] | None = None,
                         extra_inputs: Iterable[str] = (), checked_at: Any = None,
                         deidentify: bool = False, extra_terms: Iterable[str] = (),
-                        dvhs: list[DVH] | None = None, plot_format: str = "svg") -> str:
+                        dvhs: list[DVH] | None = None, plot_format: str = "svg",
+                        deidentifier: Deidentifier | None = None) -> str:
     """The HTML report of a check of a loaded plan: what ``rtcheck check --format html`` writes.
 
     Computes the DVHs of the structures the findings name (unless ``dvhs`` are given), hashes
     the plan's files (plus ``extra_inputs``, e.g. prior plans) and calls :func:`render_html`.
-    With ``deidentify``, the plan's patient name and ID (and ``extra_terms``) are removed
-    wherever they appear, also where the result itself does not name them as such.
+    With ``deidentify``, the rule of this module: the plan's identity (read from its files
+    too, and ``extra_terms``) is removed wherever it appears, also where the result itself
+    does not name it as such; its files are named by their kind (``deidentifier``, default
+    :func:`check_deidentifier` of ``data``).
     """
     inputs = plan_input_files(data) + [str(p) for p in extra_inputs]
     when = checked_at if checked_at is not None else _dt.datetime.now().astimezone()
     if dvhs is None:
         dvhs = report_dvhs(result, data)
     terms = plan_identity_terms(data) + [t for t in extra_terms if t]
+    if deidentify and deidentifier is None:
+        deidentifier = check_deidentifier(data)
     return render_html(result, dvhs=dvhs, protocols=protocols, inputs=inputs, checked_at=when,
-                       deidentify=deidentify, extra_terms=terms, plot_format=plot_format)
+                       deidentify=deidentify, extra_terms=terms, plot_format=plot_format,
+                       deidentifier=deidentifier)
 
 
 # ======================================================================================
@@ -1030,9 +1757,11 @@ def render_batch_index(records: list[dict], report_links: Mapping[Any, str], *,
 
 
 def report_file_name(key: str) -> str:
-    """File name of a plan's report in a batch report folder: derived from the plan's batch
-    key alone (stable across resumed runs, and it names no patient)."""
-    return f"plan-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}.html"
+    """File name of a plan's report in a batch report folder: the plan's de-identified key
+    (:func:`deidentified_key`), so the same for the key and for its pseudonym (the index of a
+    de-identified output finds its reports), stable across resumed runs, naming no patient.
+    The pseudonym is salted with ``RTCHECK_DEIDENTIFY_SALT``: set it alike on Dask workers."""
+    return f"{deidentified_key(key)}.html"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -1042,12 +1771,16 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False) -> dict:
+def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False,
+                        archive: str | None = None) -> dict:
     """:func:`rtcheck.batch.check_one`, then the plan's HTML report in ``report_dir``.
 
     The record is check_one's, unchanged, except for a warning when the report could not be
     written (the check itself stands). ERROR records get no report. The plan is loaded a
-    second time for the report's DVHs (check_one does not hand its plan data out).
+    second time for the report's DVHs (check_one does not hand its plan data out). With
+    ``deidentify``, the report follows the rule of this module: the plan's files by kind,
+    any other path under ``archive`` by its pseudonym. (The record itself is de-identified
+    by the batch, where it is written: :func:`scrub_record`.)
     """
     from rtcheck.batch import check_one
     from rtcheck.dicom import load_plan
@@ -1059,8 +1792,12 @@ def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False)
         data = load_plan(task.group.files, plan=task.group.plan_uid)
         result = {k: rec.get(k) for k in ("plan", "verdict", "findings", "notes", "warnings",
                                           "facts")}
+        deid = None
+        if deidentify:
+            deid = check_deidentifier(data, (), [archive] if archive else [])
+            deid.add_terms(identifying_terms(rec))
         page = render_check_report(result, data, protocols=list(task.protocols) or None,
-                                   deidentify=deidentify)
+                                   deidentify=deidentify, deidentifier=deid)
         _write_atomic(Path(report_dir) / report_file_name(rec["key"]), page)
     except Exception as exc:  # a report that fails must not turn a checked plan into ERROR
         rec["warnings"] = list(rec.get("warnings") or []) + [
@@ -1068,13 +1805,16 @@ def batch_report_worker(task: Any, *, report_dir: str, deidentify: bool = False)
     return rec
 
 
-def batch_worker(report_dir: str | os.PathLike, deidentify: bool = False):
+def batch_worker(report_dir: str | os.PathLike, deidentify: bool = False,
+                 archive: str | os.PathLike | None = None):
     """The ``worker`` to give :func:`rtcheck.batch.run_batch` for one report per plan
-    (picklable: worker processes and Dask workers import it)."""
+    (picklable: worker processes and Dask workers import it). With ``deidentify``, give the
+    ``archive``: paths under it become pseudonyms in the reports."""
     import functools
 
     return functools.partial(batch_report_worker, report_dir=str(Path(report_dir).resolve()),
-                             deidentify=deidentify)
+                             deidentify=deidentify,
+                             archive=None if archive is None else str(archive))
 
 
 _INDEX_FIELDS = ("key", "plan_label", "patient_id", "plan_uid", "verdict", "error", "seconds")
@@ -1122,23 +1862,24 @@ def read_batch_records(path: str | os.PathLike) -> list[dict]:
 
 
 def write_batch_index(report_dir: str | os.PathLike, output: str | os.PathLike, *,
-                      deidentify: bool = False) -> Path:
+                      deidentify: bool = False, archive: str | os.PathLike | None = None
+                      ) -> Path:
     """Write ``report_dir/index.html`` from the batch output file ``output`` (every plan of
     it, also those of earlier resumed runs and ERROR records), linking the reports found in
-    ``report_dir``. Returns the index path."""
+    ``report_dir``. Returns the index path.
+
+    With ``deidentify``, each row is :func:`scrub_record`'s (the rule of this module: no
+    name, ID, UID; paths under ``archive`` by their pseudonyms); rows already de-identified
+    (a de-identified output) are kept as they are, and find their reports all the same
+    (:func:`report_file_name` of a key and of its pseudonym are one)."""
     folder = Path(report_dir)
-    records = read_batch_records(output)
+    # SKIPPED records are files that are not plans (listed in the batch output and summary)
+    records = [r for r in read_batch_records(output) if r.get("verdict") != "SKIPPED"]
+    if deidentify:
+        records = [scrub_record(r, archive=archive, read_files=False) for r in records]
     links = {r["key"]: report_file_name(r["key"]) for r in records
              if (folder / report_file_name(r["key"])).exists()}
-    if deidentify:
-        records = [_deidentify_keep_key(r) for r in records]
     index = folder / "index.html"
     title = "rtcheck batch summary" + (" (de-identified)" if deidentify else "")
     _write_atomic(index, render_batch_index(records, links, title=title))
     return index
-
-
-def _deidentify_keep_key(record: dict) -> dict:
-    """A de-identified index row that keeps its key (used only to find its report link,
-    never shown)."""
-    return {**deidentify(record), "key": record["key"]}
