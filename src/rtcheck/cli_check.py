@@ -85,9 +85,12 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
 @click.option("--prior", "prior_paths", multiple=True, type=click.Path(exists=True),
               help="Prior course as DICOM (folder or files), repeatable.")
 @click.option("--prior-summary", "prior_summaries", multiple=True, metavar="TEXT",
-              help='Prior course when only its dose is known, repeatable: '
-                   '"30Gy/10 cord_dmax=31Gy date=2025-03-01".')
-@click.option("--interval-months", type=float, help="Months since the previous course (instead of dates).")
+              help='Prior course when only its doses are known, repeatable: the scheme, then '
+                   'cord_dmax= / sac_dmax= / cauda_dmax= (point maxima, Gy), end= (last '
+                   'fraction), date= (plan date: the end is then estimated), technique=, e.g. '
+                   '"30Gy/10 cord_dmax=31Gy sac_dmax=31.5Gy end=2025-03-14".')
+@click.option("--interval-months", type=float,
+              help="Months since the previous course's last fraction (instead of dates).")
 @click.option("--date", "course_date", metavar="YYYY-MM-DD", help="Date of this course [default: RTPlanDate].")
 @click.option("--alpha-beta", "alpha_beta", multiple=True, metavar="ROLE=VALUE",
               help="Override a rule's alpha/beta (Gy) by role or rule id, repeatable.")
@@ -133,7 +136,7 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
     Examples:
       rtcheck check PLAN/ --indication pain
       rtcheck check PLAN/ --indication reirradiation --site spine \\
-          --prior-summary "30Gy/10 cord_dmax=31Gy date=2025-03-01"
+          --prior-summary "30Gy/10 cord_dmax=31Gy sac_dmax=31.5Gy end=2025-03-14"
       rtcheck check PLAN/ --protocol bone-metastases-2026 --protocol tg101 --map spinal_cord=PRV_MOELLE
       rtcheck check PLAN/ --indication pain --format html --output report.html --deidentify
     """
