@@ -609,3 +609,29 @@ def test_organ_in_parts_with_an_empty_part_is_read_on_the_others():
     f = only(check(plan, protocols=["tg101"]), "tg101.small-bowel.dmax")
     # the jejunum alone at 20 Gy is beyond Dmax <= 15.4 Gy (TG-101, 1 fraction)
     assert (f.status, f.structure) == ("FAIL", "Jejunum")
+
+
+@pytest.mark.parametrize("name", ["ThecalSac_old", "zzThecalSac", "Dural_sac_x"])
+def test_a_sac_under_another_name_is_not_replaced_by_the_cord(name):
+    # The cord (inside the sac) always reads lower: it must not stand in while a structure
+    # that looks like the sac is there under a name the role table does not know.
+    plan = spine_plan(cord_gy=17.0, sac_gy=24.0, structures={"SpinalCord": CORD, name: SAC,
+                                                             "PTV": PTV})
+    f = only(check(plan), "sbrt-cord-dmax")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_AMBIGUOUS)
+    assert name in f.reason and "--map thecal_sac=" in f.reason
+    f = only(check(plan, explicit_roles={"thecal_sac": name}), "sbrt-cord-dmax")
+    assert (f.status, f.structure) == ("FAIL", name)
+
+
+def test_sac_reduced_to_its_end_planes_is_not_read():
+    # Only the first and last planes of the sac are left (z -30 and 30 mm, around a PTV at
+    # |z| <= 10): a 60 mm gap where the structure set's planes are 2 mm apart.
+    sac = _structure(2, "ThecalSac", SAC)
+    sac.contours = [sac.contours[0], sac.contours[-1]]
+    plan = spine_plan(cord_gy=17.0, sac_gy=24.0, structures={"SpinalCord": CORD, "PTV": PTV})
+    plan.structure_set.structures.append(sac)
+    plan.structure_set.plane_spacing_mm = 2.0
+    f = only(check(plan), "sbrt-cord-dmax")
+    assert (f.status, f.code) == ("NOT_EVALUATED", F.STRUCTURE_TOO_SHORT)
+    assert "no contour between z -30.0 and 30.0 mm" in f.reason

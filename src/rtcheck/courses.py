@@ -226,7 +226,9 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
         # the same reading conditions as this course's structures: complete contours that
         # cover the prior target's extent, or the prior maximum may be read low
         problem = ("; ".join(getattr(structure, "problems", None) or [])
-                   or extent.coverage_problem([structure], found_targets, EXTENT_MARGIN_MM))
+                   or extent.coverage_problem([structure], found_targets, EXTENT_MARGIN_MM,
+                                              getattr(data.structure_set, "plane_spacing_mm",
+                                                      None)))
         if problem:
             course.notes.append(f"{role} Dmax unknown: {problem}")
             continue

@@ -45,9 +45,12 @@ def targets(structures: list[Structure], table: RoleMap,
 
 
 def coverage_problem(cord: Iterable[Structure], target_structures: list[Structure],
-                     margin_mm: float) -> str | None:
+                     margin_mm: float, plane_spacing_mm: float | None = None) -> str | None:
     """Why ``cord`` (one structure, or the parts of one organ) does not cover the target's
-    cranio-caudal extent plus ``margin_mm``, or None when it does."""
+    cranio-caudal extent plus ``margin_mm``, or None when it does.
+
+    ``plane_spacing_mm`` is the structure set's common plane spacing: a structure reduced to
+    a few far-apart planes has a large spacing of its own, and would hide its gaps."""
     parts = list(cord)
     label = " + ".join(repr(s.name) for s in parts)
     if not target_structures:
@@ -66,6 +69,8 @@ def coverage_problem(cord: Iterable[Structure], target_structures: list[Structur
                 "the contour; extend it (TG-101)")
     steps = np.diff(zs)
     spacing = float(np.median(steps)) if steps.size else 0.0
+    if plane_spacing_mm:
+        spacing = min(spacing, float(plane_spacing_mm)) if spacing else float(plane_spacing_mm)
     # a gap between consecutive planes that reaches into the target's extent +- margin
     w_lo, w_hi = t_lo - margin_mm, t_hi + margin_mm
     gaps = [(float(a), float(b)) for a, b in zip(zs[:-1], zs[1:])

@@ -320,6 +320,21 @@ class RoleMap:
                          f"ambiguous, {why}: {detail}; choose one with --map {rdef.name}=NAME",
                          *modes)
 
+    def near_misses(self, role: str, structure_names: Iterable[str]) -> list[str]:
+        """Names that match no role but contain one of ``role``'s synonyms (at least 5
+        letters, normalised): ``ThecalSac_old``, ``zzThecalSac`` for ``thecal_sac``. Such a
+        structure may be the organ under another name; it is never matched silently."""
+        rdef = self.roles.get(role)
+        if rdef is None:
+            return []
+        keys = [k for k in rdef._normalised if len(k) >= 5]
+        out = []
+        for name in structure_names:
+            norm = normalise_name(name)
+            if any(k in norm for k in keys) and not self.roles_of(name):
+                out.append(name)
+        return out
+
     def _missing_reason(self, rdef: RoleDef, names: list[str]) -> str:
         msg = f"no structure matches role {rdef.name}"
         stand_ins = []

@@ -66,6 +66,15 @@ def rule_targets(rule: Rule, ctx: Context) -> list[Target] | Finding | None:
         if match.status == "matched":
             matched.append((role, match))
     source_present = any(role == rule.role for role, _ in matched)
+    near = [] if source_present or below else \
+        ctx.table.near_misses(rule.role, [s.name for s in ctx.structures()])  # type: ignore[arg-type]
+    if near:
+        # A structure that looks like the source's organ under another name: letting another
+        # structure stand in (the cord, always lower than the sac) would read it low.
+        return finding(rule, "NOT_EVALUATED", f"no structure matches role {rule.role}, but "
+                       f"{', '.join(repr(n) for n in near)} looks like one: choose with --map "
+                       f"{rule.role}=NAME (or rename it)", role=rule.role, metric=rule.metric,
+                       code=F.STRUCTURE_AMBIGUOUS, structure=", ".join(near))
     if below:
         ctx.note("below_conus", f"vertebral level {ctx.level_text} lies below the conus "
                  f"({ctx.conus_text}): the cord rules read the cauda equina / thecal sac, not a "
@@ -113,7 +122,9 @@ def too_short(target: Target, rule: Rule, ctx: Context) -> str | None:
     if margin is None or target.role not in CORD_FAMILY:
         return None
     found = extent.targets(ctx.structures(), ctx.table, ctx.explicit)
-    return extent.coverage_problem([ctx.structure(n) for n in target.names], found, margin)
+    spacing = getattr(ctx.data.structure_set, "plane_spacing_mm", None)
+    return extent.coverage_problem([ctx.structure(n) for n in target.names], found, margin,
+                                   spacing)
 
 
 def target_dvh(target: Target, rule: Rule, ctx: Context) -> tuple[Any, TargetResult | None]:
