@@ -619,3 +619,24 @@ def test_fifos_empty_and_zero_filled_files_are_listed_and_never_block(tmp_path):
 def test_skipped_records_do_not_change_the_exit_code():
     assert B.batch_exit_code({"PASS": 2, B.SKIPPED: 5}) == B.EXIT_OK
     assert B.batch_exit_code({B.SKIPPED: 5}) == B.EXIT_NOT_EVALUATED  # nothing checked
+
+
+def test_one_uid_two_contents_is_an_error_record_as_in_check(tmp_path):
+    """An RTDOSE copied elsewhere in the archive with its SOPInstanceUID kept but its content
+    changed: `rtcheck check` refuses the plan (exit 2); the batch writes its ERROR record,
+    naming both files, and never checks it on either dose."""
+    import pydicom
+
+    archive = tmp_path / "archive"
+    out = make_plan(archive / "a", "P1", "A", "pass")
+    twin = archive / "b" / "RD.twin.dcm"
+    twin.parent.mkdir(parents=True)
+    ds = pydicom.dcmread(out["dose"])
+    ds.DoseGridScaling = float(ds.DoseGridScaling) * 0.5
+    ds.save_as(twin, enforce_file_format=True)
+    summary = B.run_batch(archive, output=str(tmp_path / "o.jsonl"), jobs=1, progress="off")
+    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    plans = [r for r in records if r["verdict"] != "SKIPPED"]
+    assert [r["verdict"] for r in plans] == ["ERROR"], plans
+    assert "RD.twin.dcm" in plans[0]["error"] and "RD.A.dcm" in plans[0]["error"]
+    assert summary.exit_code == 4

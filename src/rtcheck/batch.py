@@ -470,7 +470,12 @@ def discover(archive: str | os.PathLike, on_file: Callable[[int], None] | None =
         else:
             headers.append(got)
     for group in group_plans(headers):
-        if group.plan is not None:
+        if group.plan is not None and group.conflicts:
+            # one UID, two contents: `rtcheck check` refuses the plan (exit 2); so does batch
+            ref = _plan_ref(group)
+            found.bad_files.append(BadFile(ref.plan_path, ref.key, "; ".join(
+                c[3] for c in group.conflicts)))
+        elif group.plan is not None:
             found.groups.append(_plan_ref(group))
         else:
             found.unattached.append(" + ".join(h.describe() for h in group.files())
