@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rtcheck.errors import InputError, MetricError
-from rtcheck.roles import ROLES_FILE, RoleMap, _problem_text
+from rtcheck.tomlfile import parse_toml, problem_text
+from rtcheck.roles import ROLES_FILE, RoleMap
 from rtcheck.rules import (  # noqa: F401  (re-exported: the rule types are part of this API)
     DEFAULT_DOSE_TOLERANCE_PCT,
     FRACTIONATION_TIERS,
@@ -48,10 +48,6 @@ from rtcheck.rules import (  # noqa: F401  (re-exported: the rule types are part
     _num,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 SCHEMA_VERSION = 1
 KINDS = ("fractionation", "sbrt_prescription_range", "dose_limit", "reirradiation", "warning")
@@ -111,7 +107,7 @@ class ProtocolError(InputError):
 
     def __init__(self, problems: list[str], path: str | PathLike | None) -> None:
         self.problems = list(problems)
-        super().__init__(_problem_text(self.problems), path)
+        super().__init__(problem_text(self.problems), path)
 
 
 _SCHEME_EXTRA_KEYS = {"where", "quote", "sites"}
@@ -244,11 +240,9 @@ def parse_vertebral_level(text: str) -> int:
 def _load_bytes(raw: bytes, where: str, shipped: bool,
                 roles: RoleMap | Iterable[str] | None = None) -> Protocol:
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ProtocolError([f"not UTF-8 text ({exc})"], where) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ProtocolError([f"not valid TOML ({exc})"], where) from exc
+        data = parse_toml(raw, where)
+    except InputError as exc:
+        raise ProtocolError([exc.message], where) from exc
     if roles is None:
         roles = RoleMap.shipped()
     known_roles = set(roles.roles if isinstance(roles, RoleMap) else roles)

@@ -19,7 +19,6 @@ accents do not matter ("Moëlle", "MOELLE", "moelle" are the same name).
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,11 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from rtcheck.errors import InputError
+from rtcheck.tomlfile import parse_toml, problem_text
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 ROLES_FILE = "structure-roles.toml"
 SCHEMA_VERSION = 1
@@ -187,7 +183,7 @@ class RoleMap:
     def shipped(cls) -> RoleMap:
         """The shipped table, ``constraints/structure-roles.toml``."""
         res = resources.files("rtcheck.constraints").joinpath(ROLES_FILE)
-        data = _parse_toml(res.read_bytes(), str(res))
+        data = parse_toml(res.read_bytes(), str(res))
         return cls(_read_roles(data, str(res), check_overlaps=True), (str(res),))
 
     @classmethod
@@ -199,7 +195,7 @@ class RoleMap:
         except OSError as exc:
             raise InputError(f"cannot read roles file: {exc.strerror or exc}", p) from exc
         # Related roles may be shipped ones: they are checked once the file extends a table.
-        roles = _read_roles(_parse_toml(raw, str(p)), str(p), check_overlaps=True,
+        roles = _read_roles(parse_toml(raw, str(p)), str(p), check_overlaps=True,
                             check_related=False)
         return cls(roles, (str(p),))
 
@@ -438,15 +434,6 @@ def _as_names(role: str, value: Iterable[str] | str) -> list[str]:
     return names
 
 
-def _parse_toml(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text: {exc}", where) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", where) from exc
-
-
 def _read_roles(data: dict[str, Any], where: str, check_overlaps: bool,
                 check_related: bool = True) -> dict[str, RoleDef]:
     problems: list[str] = []
@@ -467,7 +454,7 @@ def _read_roles(data: dict[str, Any], where: str, check_overlaps: bool,
     if check_overlaps:
         _overlap_problems(roles, problems)
     if problems:
-        raise InputError(_problem_text(problems), where)
+        raise InputError(problem_text(problems), where)
     if check_related:
         _check_related(roles, where)
     return roles
@@ -533,10 +520,4 @@ def _check_related(roles: Mapping[str, RoleDef], where: str) -> None:
     bad = [f"role {rid!r}: related role {rel!r} is not defined"
            for rid, rdef in roles.items() for rel in rdef.related if rel not in roles]
     if bad:
-        raise InputError(_problem_text(bad), where)
-
-
-def _problem_text(problems: list[str]) -> str:
-    if len(problems) == 1:
-        return problems[0]
-    return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+        raise InputError(problem_text(bad), where)

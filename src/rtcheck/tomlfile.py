@@ -1,0 +1,33 @@
+"""Reading the TOML data files rtcheck ships and users write (protocols, structure roles).
+
+One reader, one wording for what is wrong: the file is named, and every problem is listed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rtcheck.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+def parse_toml(raw: bytes, where: str) -> dict[str, Any]:
+    """The TOML document in ``raw``; InputError naming ``where`` when it is not UTF-8 TOML."""
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc})", where) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML ({exc})", where) from exc
+
+
+def problem_text(problems: list[str]) -> str:
+    """One problem as it is; several as a count and one indented line each."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n  " + "\n  ".join(problems)
