@@ -292,14 +292,10 @@ class Discovery:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Every file under ``root`` (FIFOs and other non-regular entries included: the caller
-    sorts them out), in a stable (sorted) order; symlinked folders are not followed (no
-    loops), hidden files and folders are skipped."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(folder, name)
+    """Every file under ``root`` (:func:`rtcheck.dicom.walk_files`), as paths."""
+    from rtcheck.dicom import walk_files
+
+    return (Path(p) for p in walk_files(root))
 
 
 _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),

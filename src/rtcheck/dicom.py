@@ -922,8 +922,11 @@ def _scan_file(path: str, named: bool) -> FileHeader | None:
         return FileHeader(path=path, error=f"unreadable DICOM header ({_short(exc)})")
 
 
-def _walk(folder: Path) -> Iterator[str]:
-    for root, dirs, files in os.walk(folder):
+def walk_files(folder: str | os.PathLike) -> Iterator[str]:
+    """Every file under ``folder``, in a stable (sorted) order; hidden files and folders are
+    skipped and symlinked folders are not followed (no loops). Non-regular entries (FIFOs...)
+    are included: the caller sorts them out without opening them."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
@@ -959,7 +962,7 @@ def scan(paths: PathLike | Sequence[PathLike]) -> list[FileHeader]:
     for item in _as_list(paths):
         p = Path(item)
         if p.is_dir():
-            out.extend(h for h in (_scan_file(f, named=False) for f in _walk(p)) if h)
+            out.extend(h for h in (_scan_file(f, named=False) for f in walk_files(p)) if h)
         elif p.exists():
             header = _scan_file(str(p), named=True)
             assert header is not None

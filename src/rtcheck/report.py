@@ -587,14 +587,13 @@ class Deidentifier:
         for root in dict.fromkeys(self.roots):
             if not os.path.isdir(root):
                 continue
-            for folder, dirs, names in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if name.startswith(".") or (limit is not None and n >= limit):
-                        continue
-                    n += 1
-                    self.add_terms(identity_of_file(os.path.join(folder, name),
-                                                    all_uids=all_uids))
+            from rtcheck.dicom import walk_files
+
+            for path in walk_files(root):
+                if limit is not None and n >= limit:
+                    break
+                n += 1
+                self.add_terms(identity_of_file(path, all_uids=all_uids))
         return self
 
     # ------------------------------------------------------------------ applying
