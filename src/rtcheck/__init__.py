@@ -5,49 +5,85 @@ fractionation schemes with the linear-quadratic model, and checks plans against 
 bone-metastasis radiotherapy rules.
 """
 
-from rtcheck.errors import InputError, MetricError, RTCheckError
-from rtcheck.model import (
-    Contour,
-    DoseGrid,
-    FractionGroup,
-    Plan,
-    PlanData,
-    Structure,
-    StructureSet,
-)
-from rtcheck.checker import CheckResult, Finding, check
-from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
-from rtcheck.roles import RoleMap, RoleMatch, match_roles
-from rtcheck.radiobiology import (
-    Course,
-    RecoveryModel,
-    Scheme,
-    accumulate_courses,
-    alpha_beta_sensitivity,
-    bed,
-    eqd2,
-    eqd2_dvh,
-    eqd2_grid,
-    isoeffective_dose,
-    max_dose_per_fraction,
-    max_total_dose,
-    parse_scheme,
-)
-from rtcheck.report import deidentify, render_batch_index, render_html  # no matplotlib here
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# The DICOM readers import pydicom (~0.4 s): loaded on first use, so that commands that do
-# not read DICOM (convert, protocols, --version) start fast.
-_DICOM_API = ("load_plan", "read_dose", "read_plan", "read_structure_set")
+# The public API, imported on first use: ``import rtcheck`` (and so every ``rtcheck``
+# command, ``--help`` included) imports nothing heavy. numpy comes with the model and the
+# checker, pydicom (~0.4 s) with the DICOM readers, matplotlib only with a plot.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("InputError", "MetricError", "RTCheckError"), "rtcheck.errors"),
+    **dict.fromkeys(("Contour", "DoseGrid", "FractionGroup", "Plan", "PlanData", "Structure",
+                     "StructureSet"), "rtcheck.model"),
+    **dict.fromkeys(("CheckResult", "Finding", "check"), "rtcheck.checker"),
+    **dict.fromkeys(("Protocol", "Rule", "load_protocol", "shipped_protocols"),
+                    "rtcheck.protocols"),
+    **dict.fromkeys(("RoleMap", "RoleMatch", "match_roles"), "rtcheck.roles"),
+    **dict.fromkeys(("Course", "RecoveryModel", "Scheme", "accumulate_courses",
+                     "alpha_beta_sensitivity", "bed", "eqd2", "eqd2_dvh", "eqd2_grid",
+                     "isoeffective_dose", "max_dose_per_fraction", "max_total_dose",
+                     "parse_scheme"), "rtcheck.radiobiology"),
+    **dict.fromkeys(("deidentify", "render_batch_index", "render_html"),
+                    "rtcheck.report"),  # no matplotlib here
+    **dict.fromkeys(("load_plan", "read_dose", "read_plan", "read_structure_set"),
+                    "rtcheck.dicom"),
+}
+
+if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
+    from rtcheck.checker import CheckResult, Finding, check
+    from rtcheck.dicom import load_plan, read_dose, read_plan, read_structure_set
+    from rtcheck.errors import InputError, MetricError, RTCheckError
+    from rtcheck.model import (
+        Contour,
+        DoseGrid,
+        FractionGroup,
+        Plan,
+        PlanData,
+        Structure,
+        StructureSet,
+    )
+    from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
+    from rtcheck.radiobiology import (
+        Course,
+        RecoveryModel,
+        Scheme,
+        accumulate_courses,
+        alpha_beta_sensitivity,
+        bed,
+        eqd2,
+        eqd2_dvh,
+        eqd2_grid,
+        isoeffective_dose,
+        max_dose_per_fraction,
+        max_total_dose,
+        parse_scheme,
+    )
+    from rtcheck.report import deidentify, render_batch_index, render_html
+    from rtcheck.roles import RoleMap, RoleMatch, match_roles
 
 
-def __getattr__(name: str):
-    if name in _DICOM_API:
-        from rtcheck import dicom
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a sub-module: ``rtcheck.radiobiology``) on first use."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # once
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        return getattr(dicom, name)
-    raise AttributeError(f"module 'rtcheck' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -1,18 +1,131 @@
 """The ``rtcheck`` command line.
 
-Each sub-command lives in its own module and is registered here. Exit codes are part of the
-contract (see the README): 0 ok, 1 a constraint failed, 2 bad input or usage, 3 something
-asked for could not be evaluated, 4 some plans of a batch errored.
+Each sub-command lives in its own module, registered here by name and imported only when it
+runs (or when its own ``--help`` is asked for): ``rtcheck --help``, ``--version`` and ``rtcheck
+convert`` do not import numpy, pydicom or the checker. Exit codes are part of the contract
+(see the README): 0 ok, 1 a constraint failed, 2 bad input or usage
+(:class:`rtcheck.cli_common.CommandError`), 3 something asked for could not be evaluated,
+4 some plans of a batch errored.
+
+To add a command: write ``rtcheck/cli_NAME.py`` with a click command, and add a line to
+:data:`COMMANDS` (its module, the command's attribute, and the first line of its help).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, MutableMapping
+
 import click
+from click.utils import make_default_short_help
 
 from rtcheck import __version__
 
+#: name -> (module, attribute, short help). The short help is the first paragraph of the
+#: command's docstring (``rtcheck --help`` lists it without importing the module; a test
+#: checks the two agree).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "batch": ("rtcheck.cli_batch", "batch",
+              "Check every plan under ARCHIVE and stream one result per plan."),
+    "check": ("rtcheck.cli_check", "check_command",
+              "Check the plan in PATH against the protocols' rules."),
+    "convert": ("rtcheck.cli_convert", "convert",
+                ("BED and EQD2 of a fractionation scheme, iso-effective doses, and courses "
+                 "summed in EQD2.")),
+    "dvh": ("rtcheck.cli_dvh", "dvh", "DVH metrics of every structure of a plan."),
+    "protocols": ("rtcheck.cli_protocols", "protocols",
+                  "List the shipped protocols and their rules."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's sub-commands by name, each imported from its module on first access.
+
+    ``name in commands`` and the listing need no import; ``commands[name]`` (click's
+    ``get_command``) imports the module once. Commands added with ``add_command`` are kept
+    as given.
+    """
+
+    def __init__(self, table: dict[str, tuple[str, str, str]]) -> None:
+        self.table = dict(table)
+        self.loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.loaded:
+            if name not in self.table:
+                raise KeyError(name)
+            module_name, attr, _ = self.table[name]
+            command = getattr(importlib.import_module(module_name), attr)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{module_name}.{attr} is not a click command")
+            self.loaded[name] = command
+        return self.loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self.loaded.pop(name, None)
+        self.table.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.loaded or name in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self.loaded, *self.table}))
+
+    def __len__(self) -> int:
+        return len({*self.loaded, *self.table})
+
+    def short_help(self, name: str) -> str | None:
+        """The static short help of a command not imported yet (else None)."""
+        return None if name in self.loaded else self.table[name][2]
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on demand (click's "lazy loading" pattern):
+    ``get_command`` resolves a name through :class:`LazyCommands`, ``list_commands`` and the
+    ``--help`` listing come from the static table."""
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str, str]] | None = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        lazy = LazyCommands(lazy_commands or {})
+        for name, command in self.commands.items():
+            lazy[name] = command
+        self.commands = lazy
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name)  # imports the command's module, once
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # no import
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command listing of ``--help``, from the static short help (no import)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            static = (self.commands.short_help(name)
+                      if isinstance(self.commands, LazyCommands) else None)
+            if static is not None:
+                rows.append((name, make_default_short_help(static, limit)))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rtcheck")
 def main() -> None:
     """Check radiotherapy plans (DICOM-RT) against planning constraints.
@@ -23,23 +136,3 @@ def main() -> None:
       rtcheck check PLAN_FOLDER           the plan against the bone-metastasis rules
       rtcheck convert 30Gy/10 --alpha-beta 2   BED and EQD2 of a scheme
     """
-
-from rtcheck.cli_protocols import protocols  # noqa: E402
-
-main.add_command(protocols)
-
-from rtcheck.cli_dvh import dvh  # noqa: E402
-
-main.add_command(dvh)
-
-from rtcheck.cli_batch import batch  # noqa: E402
-
-main.add_command(batch)
-
-from rtcheck.cli_check import check_command  # noqa: E402
-
-main.add_command(check_command)
-
-from rtcheck.cli_convert import convert  # noqa: E402
-
-main.add_command(convert)

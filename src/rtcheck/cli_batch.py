@@ -10,7 +10,6 @@ import click
 
 from rtcheck.batch import (
     DEFAULT_PLAN_TIMEOUT,
-    EXIT_USAGE,
     SCHEDULER_CONNECT_TIMEOUT,
     default_jobs,
     load_facts,
@@ -18,15 +17,11 @@ from rtcheck.batch import (
     parse_scheduler_address,
     run_batch,
 )
+from rtcheck.cli_common import CommandError
 from rtcheck.errors import RTCheckError
 
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str) -> None:
-    click.echo(f"rtcheck: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def _check_outputs(output: str | None, report_dir: str | None) -> None:
@@ -35,22 +30,22 @@ def _check_outputs(output: str | None, report_dir: str | None) -> None:
     if output:
         problem = output_file_problem(output, folder_writable=True)
         if problem:
-            _fail(f"{output}: {problem}")
+            raise CommandError(f"{output}: {problem}")
     if report_dir:
         folder = Path(report_dir)
         parent = folder.parent if str(folder.parent) else Path(".")
         if folder.exists() and not folder.is_dir():
-            _fail(f"{report_dir}: --report-dir is not a folder")
+            raise CommandError(f"{report_dir}: --report-dir is not a folder")
         if not folder.exists():
             if not parent.is_dir():
-                _fail(f"{report_dir}: the folder {parent} does not exist")
+                raise CommandError(f"{report_dir}: the folder {parent} does not exist")
             try:
                 folder.mkdir()
             except OSError as exc:
-                _fail(f"{report_dir}: cannot create the report folder "
-                      f"({exc.strerror or exc})")
+                raise CommandError(f"{report_dir}: cannot create the report folder "
+                                   f"({exc.strerror or exc})") from exc
         if not os.access(folder, os.W_OK | os.X_OK):
-            _fail(f"{report_dir}: the report folder is read-only")
+            raise CommandError(f"{report_dir}: the report folder is read-only")
 
 
 def _report_options(report_dir, deidentify: bool, protocols, table, archive) -> dict:
@@ -162,17 +157,18 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
     130        interrupted
     """
     if resume and overwrite:
-        _fail("--resume and --overwrite contradict each other")
+        raise CommandError("--resume and --overwrite contradict each other")
     if resume and not output:
-        _fail("--resume needs --output FILE")
+        raise CommandError("--resume needs --output FILE")
     if report_dir and not output:
-        _fail("--report-dir needs --output FILE (index.html lists the plans of OUTPUT)")
+        raise CommandError("--report-dir needs --output FILE (index.html lists the plans of "
+                           "OUTPUT)")
     _check_outputs(output, report_dir)
     if scheduler:
         try:
             parse_scheduler_address(scheduler)
         except RTCheckError as exc:
-            _fail(str(exc))
+            raise CommandError(str(exc)) from exc
     if scheduler and jobs:
         click.echo("rtcheck: note: --jobs is ignored with --scheduler (the cluster decides)",
                    err=True)
@@ -190,14 +186,16 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
                 index = write_batch_index(report_dir, output, deidentify=deidentify,
                                           archive=archive)
             except OSError as exc:
-                _fail(f"{report_dir}: cannot write index.html ({exc.strerror or exc})")
+                raise CommandError(f"{report_dir}: cannot write index.html "
+                                   f"({exc.strerror or exc})") from exc
             click.echo(f"rtcheck: reports in {report_dir}, summary {index}", err=True)
     except RTCheckError as exc:
         if deidentify:
             from rtcheck.report import batch_deidentifier
 
-            _fail(batch_deidentifier(archive, read_files=False).text(str(exc)))
-        _fail(str(exc))
+            raise CommandError(
+                batch_deidentifier(archive, read_files=False).text(str(exc))) from exc
+        raise CommandError(str(exc)) from exc
     except KeyboardInterrupt:
         click.echo("\nrtcheck: interrupted; every record written so far is kept"
                    + (f": continue with --resume -o {output}" if output else ""), err=True)

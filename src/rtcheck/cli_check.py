@@ -17,7 +17,8 @@ import sys
 import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
-from rtcheck.cli_dvh import check_output, fail, load_from_cli, write_output
+from rtcheck.cli_common import CommandError
+from rtcheck.cli_dvh import check_output, load_from_cli, write_output
 from rtcheck.errors import InputError, RTCheckError
 from rtcheck.protocols import SITES
 from rtcheck.roles import parse_map_options
@@ -156,7 +157,7 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
                            date=course_date, alpha_beta=parse_alpha_beta_options(alpha_beta),
                            explicit_roles=parse_map_options(maps), roles=roles_file)
         except RTCheckError as exc:
-            fail(seen.message(str(exc)))
+            raise CommandError(seen.message(str(exc))) from exc
     prior_plans = [p for p in priors if not isinstance(p, str)]
     deid = seen.deidentifier() if deidentify else None
     text = render_output(result, fmt, data, prior_plans, list(protocols), deidentify,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from rtcheck.cli_dvh import fail
+from rtcheck.cli_common import CommandError
 from rtcheck.radiobiology import (
     Accumulation,
     Conversion,
@@ -34,8 +34,8 @@ class _OneLineErrors(click.Command):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
-            fail(f"{exc.format_message()} (see 'rtcheck convert --help')")
-            raise  # unreachable: fail() exits
+            raise CommandError(f"{exc.format_message()} (see 'rtcheck convert --help')") \
+                from exc
 
 
 def _table(headers: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> list[str]:
@@ -222,7 +222,7 @@ def convert(scheme, alpha_betas, to, new_fractions, courses, model, dt, recovery
         doc, lines = _run(scheme, list(alpha_betas), to, new_fractions, courses, model, dt,
                           recovery)
     except ValueError as exc:
-        fail(str(exc))
+        raise CommandError(str(exc)) from exc
     if fmt == "json":
         click.echo(json.dumps({"command": "convert", **doc}, indent=2))
     else:

@@ -5,22 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from pathlib import Path
 
 import click
 
+from rtcheck.cli_common import CommandError
 from rtcheck.dvh import DVH, compute_dvhs, parse_metric
 from rtcheck.errors import RTCheckError
 from rtcheck.model import PlanData
 
 SUMMARY = ("Dmax", "Dmin", "Dmean", "D0.03cc")
-
-
-def fail(message: str) -> None:
-    """Print a one-line error (no traceback) and exit with the bad-input code 2."""
-    click.echo(f"rtcheck: error: {message}", err=True)
-    sys.exit(2)
 
 
 #: Key of the --dose-summation value in the click context's ``meta`` (for commands that
@@ -63,7 +57,7 @@ def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | No
         ctx = click.get_current_context(silent=True)
         dose_summation = ctx.meta.get(DOSE_SUMMATION_META) if ctx is not None else None
     if not paths and not (structures and dose):
-        fail("give a PATH (folder or files), or both --structures and --dose")
+        raise CommandError("give a PATH (folder or files), or both --structures and --dose")
     try:
         return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
                          dose=dose, dose_summation=dose_summation)
@@ -71,9 +65,9 @@ def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | No
         if deidentify:
             from rtcheck.report import deidentified_message
 
-            fail(deidentified_message(str(exc), [*paths, *(p for p in (structures, dose) if p)]))
-        fail(str(exc))
-        raise  # unreachable: fail() exits
+            raise CommandError(deidentified_message(
+                str(exc), [*paths, *(p for p in (structures, dose) if p)])) from exc
+        raise CommandError(str(exc)) from exc
 
 
 def _clean(value: float | None) -> float | None:
@@ -221,7 +215,7 @@ def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, outp
         try:
             parse_metric(m)
         except RTCheckError as exc:
-            fail(str(exc))
+            raise CommandError(str(exc)) from exc
     data = load_from_cli(paths, plan, structures, dose, dose_summation, deidentify=deidentify)
     deid = None
     if deidentify:
@@ -230,18 +224,19 @@ def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, outp
         deid = check_deidentifier(data, (), [*paths, *(p for p in (structures, dose) if p)])
     say = deid.text if deid is not None else str
     if data.dose is None or data.structure_set is None:
-        fail("need both a dose (RTDOSE) and a structure set (RTSTRUCT); found "
-             f"{'no dose' if data.dose is None else 'no structure set'}")
+        raise CommandError("need both a dose (RTDOSE) and a structure set (RTSTRUCT); found "
+                           f"{'no dose' if data.dose is None else 'no structure set'}")
     if data.dose.units.upper() != "GY":
-        fail(say(f"{', '.join(data.dose.paths)}: dose units are {data.dose.units}, which "
-                 "cannot give doses in Gy"))
+        raise CommandError(say(f"{', '.join(data.dose.paths)}: dose units are "
+                               f"{data.dose.units}, which cannot give doses in Gy"))
     ss = data.structure_set
     chosen = list(ss.structures)
     if names:
         missing = [n for n in names if n not in ss.names()]
         if missing:
-            fail(say(f"{ss.path}: no structure named {', '.join(map(repr, missing))}; "
-                     f"structures: {', '.join(map(repr, ss.names()))}"))
+            raise CommandError(say(f"{ss.path}: no structure named "
+                                   f"{', '.join(map(repr, missing))}; "
+                                   f"structures: {', '.join(map(repr, ss.names()))}"))
         chosen = [s for s in chosen if s.name in names]
     skipped = [{"name": s.name, "reason": "point ROI: no volume" if s.is_point
                 else "empty ROI: no contour"} for s in chosen if not s.contours]
@@ -288,7 +283,7 @@ def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
     try:
         save_dvh_plot(dvhs, path, title=title)
     except (ValueError, OSError) as exc:
-        fail(f"{path}: cannot write the plot: {exc}")
+        raise CommandError(f"{path}: cannot write the plot: {exc}") from exc
 
 
 def check_output(path: str | None) -> None:
@@ -299,7 +294,7 @@ def check_output(path: str | None) -> None:
 
         problem = output_file_problem(path)
         if problem:
-            fail(f"{path}: {problem}")
+            raise CommandError(f"{path}: {problem}")
 
 
 def write_output(path: str, text: str) -> None:
@@ -307,4 +302,4 @@ def write_output(path: str, text: str) -> None:
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        fail(f"{path}: cannot write the output ({exc.strerror or exc})")
+        raise CommandError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc

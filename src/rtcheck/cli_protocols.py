@@ -7,7 +7,7 @@ import textwrap
 
 import click
 
-from rtcheck.cli_dvh import fail
+from rtcheck.cli_common import CommandError
 from rtcheck.errors import RTCheckError
 from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
 from rtcheck.roles import RoleMap
@@ -39,7 +39,7 @@ def protocols(ctx: click.Context, fmt: str) -> None:
     try:
         found = shipped_protocols()
     except RTCheckError as exc:
-        fail(str(exc))
+        raise CommandError(str(exc)) from exc
     if fmt == "json":
         click.echo(json.dumps({"protocols": [_listing(p) for p in found]}, indent=2,
                               ensure_ascii=False))
@@ -64,7 +64,7 @@ def show(name_or_file: str, fmt: str, roles_file: str | None) -> None:
     try:
         proto = load_protocol(name_or_file, roles=_role_map(roles_file))
     except RTCheckError as exc:
-        fail(str(exc))
+        raise CommandError(str(exc)) from exc
     if fmt == "json":
         click.echo(json.dumps(proto.as_dict(), indent=2, ensure_ascii=False))
     else:

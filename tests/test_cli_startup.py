@@ -1,0 +1,116 @@
+"""The command line starts light, and fails one way.
+
+Startup is checked by what a whole ``python -X importtime -m rtcheck ...`` process imports (a
+deterministic check, not a timing): ``--help``, ``--version`` and ``convert`` do not import
+pydicom, matplotlib, scipy nor the checker; only ``convert`` imports numpy (through
+:mod:`rtcheck.radiobiology`, which uses it at module level).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+from click.utils import make_default_short_help
+
+import rtcheck
+from rtcheck.cli import COMMANDS, main
+from rtcheck.cli_common import CommandError
+
+HEAVY = ("numpy", "pydicom", "matplotlib", "scipy")
+
+
+def imported_modules(*args: str) -> set[str]:
+    """The modules a whole ``python -X importtime -m rtcheck ARGS`` process imports."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "rtcheck", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+             if line.startswith("import time:") and line.count("|") == 2}
+    assert "rtcheck.cli" in names, proc.stderr[-2000:]
+    return names
+
+
+def top_level(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)], ids=["help", "version"])
+def test_help_and_version_import_nothing_heavy(args):
+    names = imported_modules(*args)
+    assert not top_level(names) & set(HEAVY), sorted(top_level(names) & set(HEAVY))
+    # no sub-command module either: the listing is static
+    assert not {n for n in names if n.startswith("rtcheck.cli_") and n != "rtcheck.cli_common"}
+
+
+def test_convert_imports_only_what_it_uses():
+    names = imported_modules("convert", "30Gy/10", "--alpha-beta", "2")
+    heavy = top_level(names) & {"pydicom", "matplotlib", "scipy"}
+    assert not heavy, sorted(heavy)
+    # numpy is allowed: rtcheck.radiobiology imports it at module level
+    assert not names & {"rtcheck.dicom", "rtcheck.checker", "rtcheck.dvh", "rtcheck.batch",
+                        "rtcheck.report", "rtcheck.cli_dvh", "rtcheck.cli_check"}
+
+
+def test_import_rtcheck_is_light():
+    code = ("import sys, rtcheck; heavy = [m for m in ('numpy', 'pydicom', 'matplotlib', "
+            "'scipy', 'rtcheck.checker') if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_public_api_resolves_lazily():
+    from rtcheck import RTCheckError, check, eqd2, load_plan, parse_scheme  # noqa: F401
+
+    for name in rtcheck.__all__:
+        assert getattr(rtcheck, name) is not None, name
+    assert set(rtcheck.__all__) <= set(dir(rtcheck))
+    assert rtcheck.radiobiology.eqd2 is eqd2  # sub-modules too
+    with pytest.raises(AttributeError):
+        rtcheck.no_such_name  # noqa: B018
+
+
+def test_static_command_table_matches_the_commands():
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    assert all(name in main.commands for name in COMMANDS)  # registered, imported or not
+    for name, (_module, _attr, short) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert short == make_default_short_help(command.help or "", 1000), name
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.output
+
+
+def test_command_error_is_one_line_exit_2():
+    @click.command()
+    def broken():
+        raise CommandError("plan.dcm: not a DICOM file")
+
+    result = CliRunner().invoke(broken, [])
+    assert result.exit_code == 2
+    assert result.output == "rtcheck: error: plan.dcm: not a DICOM file\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["convert", "30Gy/10"],                      # bad value: CommandError
+    ["convert", "30Gy/10", "--alpha-beta"],      # click usage error, made one line
+    ["protocols", "show", "no-such-protocol"],   # bad input
+])
+def test_bad_input_is_one_line_exit_2(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rtcheck: error: "), result.output
+
+
+def test_click_usage_errors_keep_exit_2():
+    assert CliRunner().invoke(main, ["no-such-command"]).exit_code == 2
+    assert CliRunner().invoke(main, ["dvh", "--no-such-option"]).exit_code == 2
