@@ -28,11 +28,6 @@ from rtcheck.dicom import (
 )
 from rtcheck.errors import InputError
 
-BREAST = Path("/work/shared/validation/tps-breast-example")
-NELMS = Path("/work/shared/validation/nelms-2015")
-needs_breast = pytest.mark.skipif(not BREAST.is_dir(), reason="breast example not present")
-needs_nelms = pytest.mark.skipif(not NELMS.is_dir(), reason="Nelms data not present")
-
 FRAME = syn.make_uid("test-dicom", "frame")
 
 
@@ -48,9 +43,8 @@ LO, HI, STEP = (-20.0, -16.0, -12.0), (20.0, 16.0, 12.0), (2.0, 2.0, 3.0)
 # The real breast export: facts from its README
 # --------------------------------------------------------------------------------------
 
-@needs_breast
-def test_breast_example_loads_with_published_facts():
-    data = load_plan(BREAST)
+def test_breast_example_loads_with_published_facts(breast):
+    data = load_plan(breast)
     plan, dose, ss = data.plan, data.dose, data.structure_set
     assert plan.label == "B1"
     assert plan.fractions == 7
@@ -68,21 +62,19 @@ def test_breast_example_loads_with_published_facts():
         == dose.frame_of_reference_uid
 
 
-@needs_breast
-def test_breast_dose_values_match_pydicom_decoding():
-    ds = pydicom.dcmread(BREAST / "rtdose.dcm")
+def test_breast_dose_values_match_pydicom_decoding(breast):
+    ds = pydicom.dcmread(breast / "rtdose.dcm")
     expected = ds.pixel_array * float(ds.DoseGridScaling)
-    dose = read_dose(BREAST / "rtdose.dcm")
+    dose = read_dose(breast / "rtdose.dcm")
     np.testing.assert_allclose(dose.values, expected, rtol=1e-12)
     ipp = [float(v) for v in ds.ImagePositionPatient]
     assert (dose.x[0], dose.y[0], dose.z[0]) == pytest.approx(ipp)
     assert dose.z[-1] == pytest.approx(ipp[2] + float(ds.GridFrameOffsetVector[-1]))
 
 
-@needs_breast
-def test_breast_contours_match_contour_data():
-    ss = read_structure_set(BREAST / "rtss.dcm")
-    ds = pydicom.dcmread(BREAST / "rtss.dcm")
+def test_breast_contours_match_contour_data(breast):
+    ss = read_structure_set(breast / "rtss.dcm")
+    ds = pydicom.dcmread(breast / "rtss.dcm")
     heart_item = next(r for r in ds.ROIContourSequence if r.ReferencedROINumber == 5)
     first = heart_item.ContourSequence[0]
     xyz = np.array([float(v) for v in first.ContourData]).reshape(-1, 3)
@@ -93,10 +85,9 @@ def test_breast_contours_match_contour_data():
     np.testing.assert_allclose(heart.contours[0].xy, xyz[:, :2])
 
 
-@needs_nelms
-def test_nelms_fraction_dose_without_plan_is_kept_as_stored():
-    dose_file = NELMS / "dose" / "Linear_SupInf_2mm_Aligned.dcm"
-    data = load_plan(structures=NELMS / "structures" / "Sphere_20_0.dcm", dose=dose_file)
+def test_nelms_fraction_dose_without_plan_is_kept_as_stored(nelms):
+    dose_file = nelms / "dose" / "Linear_SupInf_2mm_Aligned.dcm"
+    data = load_plan(structures=nelms / "structures" / "Sphere_20_0.dcm", dose=dose_file)
     assert data.plan is None and data.fractions is None
     assert data.dose.summation == "FRACTION" and data.dose.fractions_applied is None
     ds = pydicom.dcmread(dose_file)

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import re
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -27,9 +26,6 @@ from rtcheck.protocols import (
     SchemeRange,
     load_protocol,
 )
-
-REFERENTIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / \
-    "bone-metastases-referential-2026.txt"
 
 
 @pytest.fixture(scope="module")
@@ -421,11 +417,9 @@ def test_every_listed_entry_and_preference_has_a_source(bone):
             assert p.source and p.quote
 
 
-def test_quotes_are_the_referentials_words(bone):
+def test_quotes_are_the_referentials_words(bone, referential):
     """Every quote (fragments around ' ... ') is found in the referential text."""
-    if not REFERENTIAL.is_file():
-        pytest.skip(f"referential text not found at {REFERENTIAL}")
-    text = re.sub(r"\s+", " ", REFERENTIAL.read_text(encoding="utf-8"))
+    text = re.sub(r"\s+", " ", referential.read_text(encoding="utf-8"))
     for rule in bone.rules_of_kind("fractionation"):
         quotes = [e.quote for e in rule.listed if e.quote] + [p.quote for p in rule.preferences]
         for quote in quotes:

@@ -26,9 +26,6 @@ from rtcheck.protocols import (
     shipped_protocols,
 )
 
-REFERENTIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / \
-    "bone-metastases-referential-2026.txt"
-
 
 @pytest.fixture(scope="module")
 def bone():
@@ -114,11 +111,9 @@ def test_biological_equivalent_only_where_the_table_says_so(bone):
     assert with_equivalent == {"reirradiation", "oligometastatic"}
 
 
-def test_biological_equivalent_rows_match_the_referential_text():
+def test_biological_equivalent_rows_match_the_referential_text(referential):
     """The rows of Tableau 5 whose text says "équivalent biologique" are exactly those two."""
-    if not REFERENTIAL.is_file():
-        pytest.skip(f"referential text not found at {REFERENTIAL}")
-    text = REFERENTIAL.read_text(encoding="utf-8")
+    text = referential.read_text(encoding="utf-8")
     table = text[text.index("Indication\tFractionnement recommandé"):text.index("Tableau 5 –")]
     rows = [line for line in table.splitlines()[1:] if line.strip()]
     marked = [row.split("\t")[0] for row in rows if "équivalent biologique" in row.lower()]

@@ -356,25 +356,19 @@ def test_importing_report_does_not_import_matplotlib():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-NELMS = Path("/work/shared/validation/nelms-2015")
-
-
-@pytest.mark.skipif(not (NELMS / "structures" / "Cone_10_0.dcm").exists(),
-                    reason="Nelms 2015 validation data not available")
-def test_cli_dvh_plot(tmp_path):
-    pytest.importorskip("rtcheck.dicom")
+def test_cli_dvh_plot(tmp_path, nelms):
     from click.testing import CliRunner
 
     from rtcheck.cli_dvh import dvh
 
     out = tmp_path / "dvh.png"
-    res = CliRunner().invoke(dvh, ["--structures", str(NELMS / "structures" / "Cone_10_0.dcm"),
-                                   "--dose", str(NELMS / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
+    res = CliRunner().invoke(dvh, ["--structures", str(nelms / "structures" / "Cone_10_0.dcm"),
+                                   "--dose", str(nelms / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
                                    "--plot", str(out)])
     assert res.exit_code == 0, res.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = CliRunner().invoke(dvh, ["--structures", str(NELMS / "structures" / "Cone_10_0.dcm"),
-                                   "--dose", str(NELMS / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
+    bad = CliRunner().invoke(dvh, ["--structures", str(nelms / "structures" / "Cone_10_0.dcm"),
+                                   "--dose", str(nelms / "dose" / "Linear_SupInf_2mm_Aligned.dcm"),
                                    "--plot", str(tmp_path / "dvh.xyz")])
     assert bad.exit_code == 2 and "rtcheck: error:" in bad.output
 

@@ -7,8 +7,6 @@ facts stated in the file itself and in its README.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
@@ -18,7 +16,6 @@ from pydicom.sequence import Sequence
 from rtcheck.errors import InputError
 from rtcheck.tps_dvh import read_tps_dvhs
 
-BREAST = Path(__file__).resolve().parents[2] / "shared" / "validation" / "tps-breast-example"
 VOLUME, D_LO, D_HI = 60.0, 2.0, 8.0  # uniform dose between D_LO and D_HI over VOLUME cc
 
 
@@ -105,16 +102,15 @@ def test_no_dvh_sequence():
     assert read_tps_dvhs(ds) == {}
 
 
-@pytest.mark.skipif(not BREAST.exists(), reason="shared validation data absent (../shared)")
-def test_breast_export_facts():
-    dvhs = read_tps_dvhs(BREAST / "rtdose.dcm")
+def test_breast_export_facts(breast):
+    dvhs = read_tps_dvhs(breast / "rtdose.dcm")
     # README: 9 ROIs; the structure set's ROI 2 (Areola) is empty and has none.
     assert sorted(dvhs) == [1, 3, 4, 5, 6, 7, 8, 9, 10]
     assert all(d.volume > 0 and d.volume_units == "CM3" for d in dvhs.values())
     # The planning system's own mean doses are written in percent of the plan's target
     # prescription (14 Gy); the curve-derived means must agree with them. BODY (ROI 1) is
     # left out: the planning system's mean differs by 0.03 Gy there.
-    plan = pydicom.dcmread(BREAST / "rtplan.dcm", stop_before_pixels=True)
+    plan = pydicom.dcmread(breast / "rtplan.dcm", stop_before_pixels=True)
     rx = max(float(r.TargetPrescriptionDose) for r in plan.DoseReferenceSequence
              if "TargetPrescriptionDose" in r)
     assert rx == 14.0
