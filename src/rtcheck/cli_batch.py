@@ -17,7 +17,7 @@ from rtcheck.batch import (
     parse_scheduler_address,
     run_batch,
 )
-from rtcheck.cli_common import CommandError
+from rtcheck.cli_common import CommandError, OneLineCommand
 from rtcheck.errors import RTCheckError
 
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -62,7 +62,7 @@ def _report_options(report_dir, deidentify: bool, protocols, table, archive) -> 
     return {"worker": batch_worker(report_dir, deidentify, archive=archive)}
 
 
-@click.command("batch")
+@click.command("batch", cls=OneLineCommand)
 @click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
               help="Protocol to check against (repeatable; default: the checker's default).")

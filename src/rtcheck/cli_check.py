@@ -17,9 +17,14 @@ import sys
 import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
-from rtcheck.cli_common import CommandError
-from rtcheck.cli_dvh import check_output, load_from_cli, write_output
-from rtcheck.errors import InputError, RTCheckError
+from rtcheck.cli_common import (
+    CommandError,
+    OneLineCommand,
+    RoleValueType,
+    VertebralLevelType,
+)
+from rtcheck.cli_dvh import DOSE_FILES_HELP, check_output, load_from_cli, write_output
+from rtcheck.errors import RTCheckError
 from rtcheck.protocols import SITES
 from rtcheck.roles import parse_map_options
 
@@ -45,26 +50,13 @@ SKIP_HEADINGS = {
 }
 
 
-def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
-    """``("spinal_cord=3",)`` -> ``{"spinal_cord": 3.0}``."""
-    out: dict[str, float] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not key.strip():
-            raise InputError(f"--alpha-beta {item!r}: expected ROLE=VALUE or RULE_ID=VALUE (Gy)")
-    return out
-
-
-@click.command("check")
+@click.command("check", cls=OneLineCommand)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
 @click.option("--plan", "plan", metavar="LABEL_OR_UID", help="Which plan, when PATH holds several.")
 @click.option("--structures", type=click.Path(exists=True, dir_okay=False),
               help="RTSTRUCT file (with --dose).")
-@click.option("--dose", type=click.Path(exists=True, dir_okay=False), help="RTDOSE file.")
+@click.option("--dose", "dose", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help=DOSE_FILES_HELP)
 @click.option("--dose-summation", type=click.Choice(["PLAN", "FRACTION"], case_sensitive=False),
               expose_value=False, callback=lambda ctx, _p, v: ctx.meta.update(
                   {"rtcheck.dose_summation": v.upper() if v else None}),
@@ -82,7 +74,7 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
               help="Course technique [default: the indication's scheme the plan matches, "
                    "else rtcheck's criterion on the dose per fraction; unknown otherwise, and "
                    "the rules of both techniques apply].")
-@click.option("--vertebral-level", metavar="LEVEL", help="Lesion level, e.g. T4 or T3-T5 (oesophagus warning).")
+@click.option("--vertebral-level", type=VertebralLevelType(), metavar="LEVEL", help="Lesion level, e.g. T4 or T3-T5 (oesophagus warning).")
 @click.option("--prior", "prior_paths", multiple=True, type=click.Path(exists=True),
               help="Prior course as DICOM (folder or files), repeatable.")
 @click.option("--prior-summary", "prior_summaries", multiple=True, metavar="TEXT",
@@ -94,8 +86,10 @@ def parse_alpha_beta_options(items: tuple[str, ...]) -> dict[str, float]:
               help="Months since the previous course's last fraction (instead of dates).")
 @click.option("--date", "course_date", metavar="YYYY-MM-DD", help="Date of this course [default: RTPlanDate].")
 @click.option("--alpha-beta", "alpha_beta", multiple=True, metavar="ROLE=VALUE",
+              type=RoleValueType("ROLE=VALUE or RULE_ID=VALUE (Gy)", number=True),
               help="Override a rule's alpha/beta (Gy) by role or rule id, repeatable.")
 @click.option("--map", "maps", multiple=True, metavar="ROLE=NAME",
+              type=RoleValueType("ROLE=STRUCTURE_NAME, e.g. spinal_cord=MOELLE"),
               help="Use this structure for this role, repeatable (e.g. spinal_cord=MOELLE_PRV).")
 @click.option("--roles", "roles_file", type=click.Path(exists=True, dir_okay=False),
               help="Extra structure-role synonyms (TOML, same schema as constraints/structure-roles.toml).")
@@ -142,7 +136,7 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
       rtcheck check PLAN/ --indication pain --format html --output report.html --deidentify
     """
     check_output(output)  # exit 2 before any work when OUTPUT cannot be written
-    roots = [*paths, *(p for p in (structures, dose) if p), *prior_paths]
+    roots = [*paths, *([structures] if structures else []), *dose, *prior_paths]
     with _deidentified_warnings(deidentify, roots) as seen:
         data = load_from_cli(paths, plan, structures, dose, deidentify=deidentify)
         seen.plans.append(data)
@@ -154,8 +148,8 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
             result = check(data, protocols=list(protocols) or None, indication=indication,
                            site=site, technique=technique, vertebral_level=vertebral_level,
                            priors=priors or None, interval_months=interval_months,
-                           date=course_date, alpha_beta=parse_alpha_beta_options(alpha_beta),
-                           explicit_roles=parse_map_options(maps), roles=roles_file)
+                           date=course_date, alpha_beta=dict(alpha_beta),
+                           explicit_roles=parse_map_options(f"{k}={v}" for k, v in maps), roles=roles_file)
         except RTCheckError as exc:
             raise CommandError(seen.message(str(exc))) from exc
     prior_plans = [p for p in priors if not isinstance(p, str)]

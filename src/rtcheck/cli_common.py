@@ -8,7 +8,10 @@ convert`` import it.
 
 from __future__ import annotations
 
-from typing import IO, Any
+import contextlib
+import os
+import stat
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -31,3 +34,193 @@ class CommandError(click.ClickException):
             click.echo(f"rtcheck: error: {message}", err=True)
         else:
             click.echo(f"rtcheck: error: {message}", file=file)
+
+
+# --------------------------------------------------------------- one-line usage errors
+
+
+def usage_error_line(exc: click.UsageError, command: str | None = None) -> str:
+    """One line for a click usage error: ``--vertebral-level 'T3-T13': the problem`` for a bad
+    value (an option of :class:`RTCheckParamType` names the value, unless the problem already
+    quotes it), ``--format: 'x' is not one of ...`` for click's own types, click's message
+    otherwise, with ``(see 'rtcheck COMMAND --help')`` for a usage mistake."""
+    if isinstance(exc, click.BadParameter):
+        param = exc.param
+        name = exc.param_hint if isinstance(exc.param_hint, str) else None
+        if name is None and param is not None:
+            if isinstance(param, click.Option) and param.opts:
+                name = max(param.opts, key=len)
+            else:
+                name = (param.name or param.human_readable_name or "").upper()
+        value = getattr(exc, "rtcheck_value", None)
+        message = " ".join(exc.message.split())
+        if name is None:
+            return message
+        if value is not None and repr(value) not in message:
+            return f"{name} {value!r}: {message}"
+        return f"{name}: {message}"
+    message = " ".join(exc.format_message().split())
+    return f"{message} (see 'rtcheck {command} --help')" if command else message
+
+
+class OneLineCommand(click.Command):
+    """A command whose usage errors (bad option values, unknown options, missing arguments)
+    are one line, ``rtcheck: error: ...``, exit 2, like :class:`CommandError`, instead of
+    click's three-line usage block."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise CommandError(usage_error_line(exc, info_name or self.name)) from exc
+
+
+class RTCheckParamType(click.ParamType):
+    """A click type whose bad value is reported as ``--option 'VALUE': the problem``."""
+
+    def fail_value(self, value: Any, reason: str, param: click.Parameter | None,
+                   ctx: click.Context | None) -> NoReturn:
+        exc = click.BadParameter(reason, ctx=ctx, param=param)
+        exc.rtcheck_value = value  # type: ignore[attr-defined]
+        raise exc
+
+
+class SchemeType(RTCheckParamType):
+    """A fractionation scheme (``30Gy/10``, ``10x3Gy``...) -> :class:`rtcheck.radiobiology.Scheme`."""
+
+    name = "scheme"
+
+    def convert(self, value, param, ctx):
+        from rtcheck.radiobiology import Scheme, parse_scheme
+
+        if isinstance(value, Scheme):
+            return value
+        try:
+            return parse_scheme(value)
+        except ValueError as exc:
+            self.fail_value(value, str(exc), param, ctx)
+
+
+class RoleValueType(RTCheckParamType):
+    """``ROLE=VALUE`` -> ``(role, value)``; ``number=True`` makes VALUE a float."""
+
+    name = "role=value"
+
+    def __init__(self, expected: str, number: bool = False) -> None:
+        self.expected = expected
+        self.number = number
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        key, sep, text = str(value).partition("=")
+        key, text = key.strip(), text.strip()
+        result: Any = text
+        ok = bool(sep and key and text)
+        if ok and self.number:
+            try:
+                result = float(text)
+            except ValueError:
+                ok = False
+        if not ok:
+            self.fail_value(value, f"expected {self.expected}", param, ctx)
+        return key, result
+
+
+class MetricType(RTCheckParamType):
+    """A DVH metric (``D95%[Gy]``, ``V20Gy[cc]``...), checked by
+    :func:`rtcheck.dvh.parse_metric`; the text is kept (it names the column)."""
+
+    name = "metric"
+
+    def convert(self, value, param, ctx):
+        from rtcheck.errors import RTCheckError
+
+        try:
+            from rtcheck.dvh import parse_metric
+
+            parse_metric(value)
+        except (RTCheckError, ValueError) as exc:
+            self.fail_value(value, str(exc), param, ctx)
+        return value
+
+
+class VertebralLevelType(RTCheckParamType):
+    """A vertebral level or span (``T4``, ``T3-T5``), checked by
+    :func:`rtcheck.protocols.parse_vertebral_level`; the text is kept."""
+
+    name = "level"
+
+    def convert(self, value, param, ctx):
+        from rtcheck.protocols import parse_vertebral_level
+
+        parts = [t.strip() for t in str(value).split("-")]
+        if len(parts) not in (1, 2):
+            self.fail_value(value, "give one level (T4) or a span (T3-T5)", param, ctx)
+        try:
+            for part in parts:
+                parse_vertebral_level(part)
+        except ValueError as exc:
+            self.fail_value(value, str(exc), param, ctx)
+        return value
+
+
+# ------------------------------------------------------------------ atomic output
+
+
+class atomic_path:
+    """``with atomic_path(path) as tmp:`` write ``tmp`` (a new file in ``path``'s folder, with
+    the same suffix, else ``default_suffix``); on success it replaces ``path`` (:func:`os.replace`), on any error it is
+    removed and ``path`` is left as it was: never half a file."""
+
+    def __init__(self, path: str | os.PathLike[str], default_suffix: str = "") -> None:
+        self.path = os.fspath(path)
+        self.default_suffix = default_suffix
+        self.tmp: str | None = None
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        folder = os.path.dirname(os.path.abspath(self.path))
+        base = os.path.basename(self.path)
+        suffix = os.path.splitext(base)[1] or self.default_suffix
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=f".tmp{suffix}")
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.tmp is not None
+        try:
+            if exc_type is None:
+                mode = _new_file_mode(self.path)
+                if mode is not None:
+                    os.chmod(self.tmp, mode)
+                os.replace(self.tmp, self.path)
+                self.tmp = None
+        finally:
+            if self.tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.tmp)
+
+
+def _new_file_mode(path: str) -> int | None:
+    """The mode the written file should have: the old file's, else what ``open`` would give
+    (0o666 less the umask), as mkstemp makes 0o600 files."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:class:`atomic_path`); a failure (disk
+    full, folder read-only...) is :class:`CommandError`: one line, exit 2, the old file kept."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from rtcheck.cli_common import CommandError
+from rtcheck.cli_common import CommandError, OneLineCommand, SchemeType
 from rtcheck.radiobiology import (
     Accumulation,
     Conversion,
@@ -14,28 +14,18 @@ from rtcheck.radiobiology import (
     Scheme,
     Sensitivity,
     accumulate_courses,
-    convert as convert_dose,
     isoeffective_dose,
     model_label,
     parse_course,
-    parse_scheme,
+)
+from rtcheck.radiobiology import (
+    convert as convert_dose,
 )
 
 _MODELS = {"lq": "LQ", "lql": "LQ-L"}
 _RECOVERY = {"none": None, "nieder2006": RecoveryModel.nieder_2006}
 _NOTE = ("Point doses: dose per fraction = the point's own dose / fractions. EQD2 = total dose "
          "in 2 Gy fractions with the same BED under the same model.")
-
-
-class _OneLineErrors(click.Command):
-    """Report option errors on one line (``rtcheck: error: ...``, exit 2), like bad values."""
-
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise CommandError(f"{exc.format_message()} (see 'rtcheck convert --help')") \
-                from exc
 
 
 def _table(headers: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> list[str]:
@@ -160,8 +150,8 @@ def _courses_report(course_texts: tuple[str, ...], abs_: list[float], model: str
     return doc, lines
 
 
-@click.command("convert", cls=_OneLineErrors)
-@click.argument("scheme", required=False, metavar="[SCHEME]")
+@click.command("convert", cls=OneLineCommand)
+@click.argument("scheme", required=False, metavar="[SCHEME]", type=SchemeType())
 @click.option("--alpha-beta", "alpha_betas", type=float, multiple=True, metavar="GY",
               help="alpha/beta (Gy). Required. Repeat it for a sensitivity range "
                    "(e.g. --alpha-beta 0.87 --alpha-beta 2 --alpha-beta 3).")
@@ -229,7 +219,7 @@ def convert(scheme, alpha_betas, to, new_fractions, courses, model, dt, recovery
         click.echo("\n".join([*lines, _NOTE]))
 
 
-def _run(scheme_text, abs_, to, new_fractions, courses, model, dt, recovery):
+def _run(scheme: Scheme | None, abs_, to, new_fractions, courses, model, dt, recovery):
     """Check the combination of options, then dispatch to one mode."""
     if not abs_:
         raise ValueError("--alpha-beta is required: the tissue's alpha/beta in Gy (e.g. 2 for "
@@ -241,8 +231,8 @@ def _run(scheme_text, abs_, to, new_fractions, courses, model, dt, recovery):
     if model == "LQ" and dt is not None:
         raise ValueError("--dt is only used with --model lql")
     if courses:
-        if scheme_text is not None:
-            raise ValueError(f"give either a SCHEME ({scheme_text!r}) or --course, not both")
+        if scheme is not None:
+            raise ValueError(f"give either a SCHEME ({str(scheme)!r}) or --course, not both")
         if new_fractions is not None:
             raise ValueError("--fractions is for a SCHEME, not with --course")
         if to == "bed":
@@ -250,11 +240,10 @@ def _run(scheme_text, abs_, to, new_fractions, courses, model, dt, recovery):
                              "in EQD2")
         factory = _RECOVERY[recovery]
         return _courses_report(courses, abs_, model, dt, factory() if factory else None)
-    if scheme_text is None:
+    if scheme is None:
         raise ValueError("give a SCHEME (e.g. 30Gy/10) or one or more --course")
     if recovery != "none":
         raise ValueError("--recovery only applies with --course")
-    scheme = parse_scheme(scheme_text)
     quantities = ["BED", "EQD2"] if to is None else [to.upper()]
     if new_fractions is not None:
         if new_fractions < 1:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import math
-from pathlib import Path
+from collections.abc import Sequence
 
 import click
 
-from rtcheck.cli_common import CommandError
-from rtcheck.dvh import DVH, compute_dvhs, parse_metric
+from rtcheck.cli_common import (
+    CommandError,
+    MetricType,
+    OneLineCommand,
+    atomic_path,
+    write_text_atomic,
+)
+from rtcheck.dvh import DVH, compute_dvhs
 from rtcheck.errors import RTCheckError
 from rtcheck.model import PlanData
 
@@ -24,6 +30,8 @@ DOSE_SUMMATION_HELP = ("Override the RTDOSE's DoseSummationType: PLAN = the stor
                        "whole course (never multiplied by the fractions; e.g. Pinnacle exports "
                        "label whole-course doses FRACTION), FRACTION = it is one fraction "
                        "(multiplied by the plan's fractions). Recorded in the report.")
+DOSE_FILES_HELP = ("RTDOSE file; repeat it for BEAM doses (one file per beam, summed): "
+                   "--dose RD1.dcm --dose RD2.dcm.")
 
 
 def remember_dose_summation(ctx: click.Context, param: click.Parameter, value):
@@ -41,10 +49,11 @@ def dose_summation_option(expose_value: bool = True):
 
 
 def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | None,
-                  dose: str | None, dose_summation: str | None = None, *,
+                  dose: str | Sequence[str] | None, dose_summation: str | None = None, *,
                   deidentify: bool = False) -> PlanData:
     """Load a plan as the commands' PATH / --plan / --structures / --dose /
-    --dose-summation options say.
+    --dose-summation options say. ``dose`` is one RTDOSE file or several (BEAM doses: the
+    option is repeatable).
 
     ``dose_summation`` defaults to the --dose-summation value of the running click command
     (see :func:`dose_summation_option`), so every command that declares the option gets it.
@@ -56,17 +65,19 @@ def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | No
     if dose_summation is None:
         ctx = click.get_current_context(silent=True)
         dose_summation = ctx.meta.get(DOSE_SUMMATION_META) if ctx is not None else None
-    if not paths and not (structures and dose):
+    doses = [dose] if isinstance(dose, str) else list(dose or ())
+    if not paths and not (structures and doses):
         raise CommandError("give a PATH (folder or files), or both --structures and --dose")
     try:
         return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
-                         dose=dose, dose_summation=dose_summation)
+                         dose=(doses[0] if len(doses) == 1 else doses) or None,
+                         dose_summation=dose_summation)
     except RTCheckError as exc:
         if deidentify:
             from rtcheck.report import deidentified_message
 
             raise CommandError(deidentified_message(
-                str(exc), [*paths, *(p for p in (structures, dose) if p)])) from exc
+                str(exc), [*paths, *([structures] if structures else []), *doses])) from exc
         raise CommandError(str(exc)) from exc
 
 
@@ -165,18 +176,18 @@ def render_csv(report: dict, metrics: list[str]) -> str:
     return out.getvalue()
 
 
-@click.command("dvh")
+@click.command("dvh", cls=OneLineCommand)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
 @click.option("--plan", "plan", metavar="LABEL_OR_UID",
               help="Which plan, when PATH holds several.")
 @click.option("--structures", type=click.Path(exists=True, dir_okay=False),
               help="RTSTRUCT file (with --dose, no plan needed).")
-@click.option("--dose", type=click.Path(exists=True, dir_okay=False),
-              help="RTDOSE file (with --structures, no plan needed).")
+@click.option("--dose", "dose", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help=DOSE_FILES_HELP + " With --structures, no plan is needed.")
 @dose_summation_option()
 @click.option("--structure", "names", multiple=True, metavar="NAME",
               help="Only this structure (repeatable; exact ROI name).")
-@click.option("--metric", "metrics", multiple=True, metavar="M",
+@click.option("--metric", "metrics", multiple=True, metavar="M", type=MetricType(),
               help="Extra metric, repeatable: D95%[Gy], D2cc, V20Gy[cc], V20Gy[%], DC2%[Gy], "
                    "CV20Gy[cc], Mean[Gy]...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
@@ -211,17 +222,12 @@ def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, outp
     """
     check_output(output)  # exit 2 before any work when OUTPUT cannot be written
     metrics = list(metrics)
-    for m in metrics:
-        try:
-            parse_metric(m)
-        except RTCheckError as exc:
-            raise CommandError(str(exc)) from exc
     data = load_from_cli(paths, plan, structures, dose, dose_summation, deidentify=deidentify)
     deid = None
     if deidentify:
         from rtcheck.report import check_deidentifier
 
-        deid = check_deidentifier(data, (), [*paths, *(p for p in (structures, dose) if p)])
+        deid = check_deidentifier(data, (), [*paths, *([structures] if structures else []), *dose])
     say = deid.text if deid is not None else str
     if data.dose is None or data.structure_set is None:
         raise CommandError("need both a dose (RTDOSE) and a structure set (RTSTRUCT); found "
@@ -276,12 +282,17 @@ def render_dvh_output(report: dict, metrics: list[str], fmt: str, deidentifier=N
 
 def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
     """Draw the DVHs to ``path`` (format from its suffix); a bad suffix exits with code 2."""
-    from rtcheck.plotting import save_dvh_plot  # matplotlib only when a plot is asked for
+    from rtcheck.plotting import (
+        save_dvh_plot,  # matplotlib only when a plot is asked for
+    )
 
     plan = report["plan"]
     title = "Cumulative DVH" + (f": plan {plan['label']}" if plan and plan["label"] else "")
     try:
-        save_dvh_plot(dvhs, path, title=title)
+        # never half a plot; the temporary file keeps the suffix, which names the format
+        # (matplotlib's default, png, without one)
+        with atomic_path(path, default_suffix=".png") as tmp:
+            save_dvh_plot(dvhs, tmp, title=title)
     except (ValueError, OSError) as exc:
         raise CommandError(f"{path}: cannot write the plot: {exc}") from exc
 
@@ -298,8 +309,7 @@ def check_output(path: str | None) -> None:
 
 
 def write_output(path: str, text: str) -> None:
-    """Write ``--output``; a failure (disk full...) is one line and exit 2, no traceback."""
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CommandError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+    """Write ``--output`` atomically (a temporary file in its folder, then renamed: an
+    interrupted run never leaves half a file); a failure (disk full...) is one line and
+    exit 2, no traceback, the old file kept."""
+    write_text_atomic(path, text)
