@@ -8,8 +8,9 @@ Usage (from the repository root)::
 
 Each plan is a realistic spine SBRT export from :func:`rtcheck.synthetic.spine_plan`
 (27 Gy / 3 fractions, 7 beams; BODY, PTV, GTV, SpinalCord, Esophagus contoured every 2 mm;
-the synthetic ThecalSac is left out, see :func:`spine_datasets`; a 2 mm dose grid of 120 x 120 x 90 mm, ~0.3 MB; ~0.55 MB per plan), in nested
-patient/course folders. The anatomy varies between templates; the analytic cord maximum is
+the synthetic ThecalSac is left out, see :func:`rtcheck.synthetic.spine_datasets`; a 2 mm
+dose grid of 120 x 120 x 90 mm, ~0.3 MB; ~0.55 MB per plan), in nested patient/course
+folders. The anatomy varies between templates; the analytic cord maximum is
 17 Gy in half of the plans and 23 Gy in the other half, against the 3-fraction cord limit
 of 20.3 Gy (Sahgal 2013), so the expected verdicts are known: N/2 PASS, N/2 FAIL.
 
@@ -18,8 +19,9 @@ timing it and polling the peak resident memory (VmHWM, Linux /proc) of the batch
 and of its worker processes. The archive is built from a few templates copied with fresh
 UIDs (fast), not by sampling the dose of every plan.
 
-This module also provides :func:`write_spine_plan` and :func:`build_archive`, which the
-batch tests use to build small archives with known verdicts.
+The archive builders (:func:`rtcheck.synthetic.build_archive`,
+:func:`~rtcheck.synthetic.write_spine_plan`, :data:`~rtcheck.synthetic.FACTS`) live in
+:mod:`rtcheck.synthetic`, where the batch tests (``tests/support``) import them too.
 """
 
 from __future__ import annotations
@@ -33,83 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rtcheck import synthetic as S
-
-#: Analytic cord maximum (Gy) of each kind of plan; the limit for 3 fractions is 20.3 Gy.
-CORD_DMAX_GY = {"pass": 17.0, "fail": 23.0}
-#: Facts that make every rule of the referential decidable for these plans: 27 Gy/3 is a
-#: listed oligometastatic scheme and within the spine SBRT range; L2 is outside C5-T10 (no
-#: oesophagus rule); no prior course.
-FACTS = {"indication": "oligometastatic", "site": "spine", "vertebral_level": "L2"}
-
-
-def spine_datasets(kind: str, seed: object, **kwargs) -> dict:
-    """The RP/RS/RD datasets of an SBRT spine plan whose cord maximum is CORD_DMAX_GY[kind].
-
-    The synthetic thecal sac lies in the steep fall-off 1 mm behind the vertebral body and is
-    over the 20.3 Gy limit in every synthetic SBRT plan, whatever the cord maximum; Sahgal's
-    limit is read on the thecal sac first. Without it the cord stands in for the sac and the
-    analytic cord maximum (17 or 23 Gy) decides, so the expected verdicts stay known.
-    """
-    ds = S.spine_plan("sbrt", seed=seed, cord_dmax_gy=CORD_DMAX_GY[kind], vary=True, **kwargs)
-    _drop_roi(ds["RS"], "ThecalSac")
-    return ds
-
-
-def _drop_roi(rs, name: str) -> None:
-    """Remove the ROI called ``name`` from a structure set dataset, in place."""
-    gone = {r.ROINumber for r in rs.StructureSetROISequence if r.ROIName == name}
-    rs.StructureSetROISequence = [r for r in rs.StructureSetROISequence
-                                  if r.ROINumber not in gone]
-    rs.ROIContourSequence = [r for r in rs.ROIContourSequence
-                             if r.ReferencedROINumber not in gone]
-    rs.RTROIObservationsSequence = [r for r in rs.RTROIObservationsSequence
-                                    if r.ReferencedROINumber not in gone]
-
-
-def write_spine_plan(folder: Path, kind: str = "pass", *, patient_id: str = "SYNTH",
-                     label: str = "SPINE27", dose: bool = True, structures: bool = True
-                     ) -> dict:
-    """Write one plan (RP/RS/RD.<label>.dcm) into ``folder``; returns the paths and the plan
-    and dose UIDs. ``dose=False`` or ``structures=False`` leaves that file out."""
-    ds = spine_datasets(kind, (patient_id, label), patient_id=patient_id, label=label)
-    keep = {k: v for k, v in ds.items()
-            if (dose or k != "RD") and (structures or k != "RS")}
-    paths = dict(zip(keep, S.write_plan(folder, keep, tag=label)))
-    return {"plan_uid": ds["RP"].SOPInstanceUID, "dose_uid": ds["RD"].SOPInstanceUID,
-            "plan": paths["RP"], "dose": folder / f"RD.{label}.dcm",
-            "structures": folder / f"RS.{label}.dcm"}
-
-
-def _retag(t: dict, patient_id: str) -> None:
-    """Give a template plan a new patient and fresh, consistent UIDs."""
-    uid = {k: S.generate_uid() for k in ("RP", "RS", "RD", "frame", "study")}
-    for k in ("RP", "RS", "RD"):
-        ds = t[k]
-        ds.PatientID = patient_id
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid[k]
-        ds.StudyInstanceUID = uid["study"]
-    t["RP"].FrameOfReferenceUID = t["RD"].FrameOfReferenceUID = uid["frame"]
-    t["RS"].ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID = uid["frame"]
-    for roi in t["RS"].StructureSetROISequence:
-        roi.ReferencedFrameOfReferenceUID = uid["frame"]
-    t["RP"].ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = uid["RS"]
-    t["RD"].ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid["RP"]
-
-
-def build_archive(root: Path, n: int, *, anatomies: int = 4) -> list[str]:
-    """``n`` plans in ``root/PATxxxxx/courseK/`` from ``anatomies`` template anatomies,
-    alternating pass (even index) and fail (odd index). Returns the patient IDs."""
-    templates = [{k: spine_datasets(k, ("template", i)) for k in CORD_DMAX_GY}
-                 for i in range(anatomies)]
-    patients = []
-    for i in range(n):
-        t = templates[i % anatomies]["pass" if i % 2 == 0 else "fail"]
-        patient = f"PAT{i:05d}"
-        patients.append(patient)
-        _retag(t, patient)
-        S.write_plan(root / patient / f"course{1 + i % 3}", t)
-    return patients
+# The archive builders live in rtcheck.synthetic, shared with the batch tests (tests/support).
+from rtcheck.synthetic import FACTS, build_archive
 
 
 def _high_water_kb(pid: int) -> int:

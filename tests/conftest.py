@@ -17,9 +17,19 @@ tests ask for it through the fixtures below, never through a path of their own.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# The test-support package (tests/support: builders shared by several test modules) is
+# imported as ``support``. pytest's default import mode already puts tests/ on sys.path (this
+# folder has no __init__.py); inserting it here keeps that true under --import-mode=importlib.
+# Test modules import shared helpers from ``support`` and fixtures from here, never from each
+# other or from benchmarks/ (issue 11).
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 #: Environment variable overriding the location of the shared data folder.
 SHARED_ENV = "RTCHECK_SHARED"

@@ -8,83 +8,21 @@ code happened to output before.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from support.batch import crashing_check, facts_file, make_plan, raising_check
 
 from rtcheck import batch as B
 from rtcheck.cli import main
 from rtcheck.errors import InputError
-
-# The spine-plan builder of the batch benchmark (loaded under its own name: "batch" is too
-# generic to put on sys.path for the test suite).
-_spec = importlib.util.spec_from_file_location(
-    "rtcheck_benchmarks_batch", Path(__file__).resolve().parents[1] / "benchmarks" / "batch.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench
-_spec.loader.exec_module(bench)
-
-FACTS = bench.FACTS
-
-
-def make_plan(folder: Path, patient: str, label: str, kind: str = "pass", *,
-              ct_slices: int = 0, **parts) -> dict:
-    """A spine SBRT plan (27 Gy/3, rtcheck.synthetic) whose analytic cord maximum is 17 Gy
-    ("pass") or 23 Gy ("fail") against the 20.3 Gy limit; CT slices without extension
-    beside it. The cord alone is contoured (``benchmarks/batch.py``'s spine_datasets)."""
-    out = bench.write_spine_plan(folder, kind, patient_id=patient, label=label, **parts)
-    for k in range(ct_slices):
-        write_ct_slice(folder / f"CT{k:03d}", patient)
-    return out
-
-
-def write_ct_slice(path: Path, patient: str) -> None:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.Modality, ds.PatientID = "CT", patient
-    ds.Rows = ds.Columns = 4
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 1, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = np.zeros((4, 4), np.int16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-
-
-def facts_file(path: Path, patients: list[str], **overrides: str) -> Path:
-    """A facts CSV giving FACTS (with overrides) to each patient."""
-    facts = {**FACTS, **overrides}
-    lines = ["patient_id," + ",".join(facts)]
-    lines += [p + "," + ",".join(facts.values()) for p in patients]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def crashing_check(task: B.PlanTask) -> dict:
-    """Kills its worker process on the plan labelled CRASH, like a segfault would."""
-    if task.group.plan_label == "CRASH":
-        os._exit(11)
-    return B.check_one(task)
-
-
-def raising_check(task: B.PlanTask) -> dict:
-    """Raises (instead of returning an ERROR record) on the plan labelled RAISE."""
-    if task.group.plan_label == "RAISE":
-        raise ValueError("something broke")
-    return B.check_one(task)
+from rtcheck.synthetic import CORD_DMAX_GY, FACTS
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -186,7 +124,7 @@ def test_corrupt_archive_all_reported_rest_checked(corrupt_archive, tmp_path):
     assert cord["status"] == "FAIL" and cord["code"] == "evaluated"
     assert (cord["structure"], cord["role"], cord["stands_for"]) == (
         "SpinalCord", "spinal_cord", "thecal_sac")
-    assert cord["value"] == pytest.approx(bench.CORD_DMAX_GY["fail"], abs=0.2)
+    assert cord["value"] == pytest.approx(CORD_DMAX_GY["fail"], abs=0.2)
     for label, missing, code in (("NODOSE", ["RTDOSE"], "no_dose"),
                                  ("NOSTRUCT", ["RTSTRUCT"], "structure_missing")):
         rec = by_label[label]

@@ -12,11 +12,11 @@ import socket
 
 import pytest
 from click.testing import CliRunner
+from support.batch import facts_file, make_plan, raising_check
 
 from rtcheck import batch as B
 from rtcheck.cli import main
 from rtcheck.errors import InputError
-from test_batch import facts_file, make_plan, raising_check
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask is not installed: pip install 'rtcheck[dask]' (or '.[test]')")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_batch import bench
+from rtcheck.synthetic import build_archive
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -47,7 +47,7 @@ def _session_processes(sid: int) -> list[int]:
 
 def test_sigkill_then_resume_gives_every_plan_exactly_once(tmp_path):
     archive = tmp_path / "archive"
-    patients = bench.build_archive(archive, N_PLANS)  # odd indices over the cord limit
+    patients = build_archive(archive, N_PLANS)  # odd indices over the cord limit
     out = tmp_path / "results.jsonl"
     args = [*COMMAND, str(archive), "--jobs", "1", "-o", str(out)]
 

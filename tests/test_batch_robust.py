@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_batch import facts_file, make_plan
+from support.batch import facts_file, make_plan
 
 from rtcheck import batch as B
 from rtcheck.cli import main

@@ -2,12 +2,20 @@
 
 The benchmarks themselves are scripts, not tests; this only checks that the Nelms table is
 paired with the right files, in the right units, against facts stated in the data set's
-README, and that the tolerance is the one the benchmarks claim.
+README, and that the tolerance is the one the benchmarks claim, and runs a few benchmark
+scripts at a tiny scale.
+
+This is the one test module that loads benchmark code: it smoke-tests the benchmarks
+themselves. Every other test module imports neither benchmarks/ nor another test module
+(issue 11): shared builders live in rtcheck.synthetic or tests/support, shared fixtures in
+tests/conftest.py (checked by test_tests_import_neither_benchmarks_nor_each_other).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,8 +83,6 @@ def test_tolerance():
 def test_large_plan_benchmark_runs_at_tiny_scale(tmp_path):
     """The whole script on a 10k-voxel phantom, without dicompyler-core: it writes the plan,
     runs both rtcheck commands and prints the table with a row for each (exit 0)."""
-    import subprocess
-
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "large_plan.py"
     csv_path = tmp_path / "large_plan.csv"
     out = subprocess.run(
@@ -94,3 +100,50 @@ def test_large_plan_benchmark_runs_at_tiny_scale(tmp_path):
     assert not any(ln.startswith("dicompyler-core") for ln in table)
     assert {"RP.dcm", "RS.dcm", "RD.dcm"} <= {p.name for p in (tmp_path / "plan").iterdir()}
     assert csv_path.read_text().count("\n") == 1 + len(table)  # header + one line per row
+
+
+# --------------------------------------------------------------------------------------
+# benchmarks/batch.py, at a tiny scale (its archive builders live in rtcheck.synthetic).
+# --------------------------------------------------------------------------------------
+
+
+def test_batch_benchmark_runs_at_tiny_scale():
+    """Two plans, one worker: the known verdicts (one PASS, one FAIL) are found."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "batch.py"
+    out = subprocess.run([sys.executable, str(script), "--n", "2", "--jobs", "1"],
+                         check=False, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "expected verdicts: {'PASS': 1, 'FAIL': 1}" in out.stdout
+    (row,) = [ln for ln in out.stdout.splitlines() if ln.split()[:2] == ["1", "2"]]
+    assert "{'PASS': 1, 'FAIL': 1} exit 1" in row and "UNEXPECTED" not in row, out.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Issue 11: tests import neither the benchmarks nor each other
+# --------------------------------------------------------------------------------------
+
+
+def _loads_other_code(path: Path) -> list[str]:
+    """The imports of ``path`` that reach a test module, conftest or benchmarks/, and any
+    load of a Python file by path (importlib's spec_from_file_location, runpy)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found += [n for n in names
+                  if n.split(".")[0] in ("conftest", "benchmarks", "runpy")
+                  or n.split(".")[0].startswith("test_")]
+        if isinstance(node, ast.Attribute) and node.attr in ("spec_from_file_location",
+                                                             "run_path"):
+            found.append(node.attr)
+    return found
+
+
+def test_tests_import_neither_benchmarks_nor_each_other():
+    tests = Path(__file__).resolve().parent
+    offenders = {str(p.relative_to(tests)): bad for p in sorted(tests.rglob("*.py"))
+                 if p != Path(__file__).resolve() and (bad := _loads_other_code(p))}
+    assert not offenders, offenders

@@ -23,7 +23,7 @@ import types
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_protocols import TG101
+from support.protocols import TG101
 
 from rtcheck import findings as F
 from rtcheck.checker import PriorCourse, bed, check, eqd2, parse_prior_summary

@@ -1,5 +1,6 @@
 """Synthetic DICOM-RT objects (RTPLAN, RTDOSE, RTSTRUCT, RT Beams Treatment Records) for tests,
-bad-input tests and benchmarks.
+bad-input tests and benchmarks, and archives of such plans with known batch verdicts
+(:func:`build_archive`, :func:`write_spine_plan`).
 
 Every builder returns a :class:`pydicom.dataset.FileDataset` with a complete file meta
 (Explicit VR Little Endian) that :func:`write` saves as a standard DICOM Part 10 file. Nothing
@@ -1226,6 +1227,91 @@ def write_plan(folder: str | os.PathLike, datasets: Mapping[str, Dataset],
     """Write ``datasets`` as ``<key>.dcm`` (or ``<key>.<tag>.dcm``) files in ``folder``."""
     suffix = f".{tag}" if tag else ""
     return [write(ds, Path(folder) / f"{key}{suffix}.dcm") for key, ds in datasets.items()]
+
+
+# --------------------------------------------------------------------------------------
+# Batch archives: spine SBRT plans with known verdicts
+# --------------------------------------------------------------------------------------
+# Used by the batch benchmark (benchmarks/batch.py) and the batch tests (tests/support), so
+# that neither copies the other.
+
+#: Analytic cord maximum (Gy) of each kind of plan; the limit for 3 fractions is 20.3 Gy.
+CORD_DMAX_GY = {"pass": 17.0, "fail": 23.0}
+#: Facts that make every rule of the referential decidable for these plans: 27 Gy/3 is a
+#: listed oligometastatic scheme and within the spine SBRT range; L2 is outside C5-T10 (no
+#: oesophagus rule); no prior course.
+FACTS = {"indication": "oligometastatic", "site": "spine", "vertebral_level": "L2"}
+
+
+def spine_datasets(kind: str, seed: object, **kwargs) -> dict[str, FileDataset]:
+    """The RP/RS/RD datasets of an SBRT spine plan whose cord maximum is CORD_DMAX_GY[kind].
+
+    The synthetic thecal sac lies in the steep fall-off 1 mm behind the vertebral body and is
+    over the 20.3 Gy limit in every synthetic SBRT plan, whatever the cord maximum; Sahgal's
+    limit is read on the thecal sac first. Without it the cord stands in for the sac and the
+    analytic cord maximum (17 or 23 Gy) decides, so the expected verdicts stay known.
+    """
+    ds = spine_plan("sbrt", seed=seed, cord_dmax_gy=CORD_DMAX_GY[kind], vary=True, **kwargs)
+    _drop_roi(ds["RS"], "ThecalSac")
+    return ds
+
+
+def _drop_roi(rs: Dataset, name: str) -> None:
+    """Remove the ROI called ``name`` from a structure set dataset, in place."""
+    gone = {r.ROINumber for r in rs.StructureSetROISequence if r.ROIName == name}
+    rs.StructureSetROISequence = [r for r in rs.StructureSetROISequence
+                                  if r.ROINumber not in gone]
+    rs.ROIContourSequence = [r for r in rs.ROIContourSequence
+                             if r.ReferencedROINumber not in gone]
+    rs.RTROIObservationsSequence = [r for r in rs.RTROIObservationsSequence
+                                    if r.ReferencedROINumber not in gone]
+
+
+def write_spine_plan(folder: Path, kind: str = "pass", *, patient_id: str = "SYNTH",
+                     label: str = "SPINE27", dose: bool = True, structures: bool = True
+                     ) -> dict:
+    """Write one plan (RP/RS/RD.<label>.dcm) into ``folder``; returns the paths and the plan
+    and dose UIDs. ``dose=False`` or ``structures=False`` leaves that file out."""
+    ds = spine_datasets(kind, (patient_id, label), patient_id=patient_id, label=label)
+    keep = {k: v for k, v in ds.items()
+            if (dose or k != "RD") and (structures or k != "RS")}
+    paths = dict(zip(keep, write_plan(folder, keep, tag=label)))
+    return {"plan_uid": ds["RP"].SOPInstanceUID, "dose_uid": ds["RD"].SOPInstanceUID,
+            "plan": paths["RP"], "dose": folder / f"RD.{label}.dcm",
+            "structures": folder / f"RS.{label}.dcm"}
+
+
+def _retag(t: dict, patient_id: str) -> None:
+    """Give a template plan a new patient and fresh, consistent UIDs."""
+    uid = {k: generate_uid() for k in ("RP", "RS", "RD", "frame", "study")}
+    for k in ("RP", "RS", "RD"):
+        ds = t[k]
+        ds.PatientID = patient_id
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid[k]
+        ds.StudyInstanceUID = uid["study"]
+    t["RP"].FrameOfReferenceUID = t["RD"].FrameOfReferenceUID = uid["frame"]
+    t["RS"].ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID = uid["frame"]
+    for roi in t["RS"].StructureSetROISequence:
+        roi.ReferencedFrameOfReferenceUID = uid["frame"]
+    t["RP"].ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = uid["RS"]
+    t["RD"].ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = uid["RP"]
+
+
+def build_archive(root: Path, n: int, *, anatomies: int = 4) -> list[str]:
+    """``n`` plans in ``root/PATxxxxx/courseK/`` from ``anatomies`` template anatomies,
+    alternating pass (even index) and fail (odd index). Returns the patient IDs.
+
+    The templates are copied with fresh UIDs (:func:`_retag`), not resampled: fast."""
+    templates = [{k: spine_datasets(k, ("template", i)) for k in CORD_DMAX_GY}
+                 for i in range(anatomies)]
+    patients = []
+    for i in range(n):
+        t = templates[i % anatomies]["pass" if i % 2 == 0 else "fail"]
+        patient = f"PAT{i:05d}"
+        patients.append(patient)
+        _retag(t, patient)
+        write_plan(root / patient / f"course{1 + i % 3}", t)
+    return patients
 
 
 # --------------------------------------------------------------------------------------
