@@ -128,7 +128,8 @@ NOT_DICOM_EXTENSIONS = frozenset(
     ".txt .xml .json .jsonl .csv .pdf .png .jpg .jpeg .gif .bmp .tif .tiff .zip .gz .tgz .bz2 "
     ".xz .7z .tar .log .md .html .htm .py .ini .cfg .toml .yaml .yml .exe .dll .doc .docx .xls "
     ".xlsx .lock".split())
-_MISSING_CODES = {"dose": "RTDOSE", "structure set": "RTSTRUCT"}
+#: The missing parts a plan's record lists (PlanGroup.missing_parts).
+_MISSING_CODES = ("RTDOSE", "RTSTRUCT")
 
 #: Number of slowest plans listed in the summary.
 SLOWEST_SHOWN = 5
@@ -370,8 +371,7 @@ def _plan_ref(group: Any) -> PlanRef:
     """A compact PlanRef from an :class:`rtcheck.dicom.PlanGroup` that has a plan."""
     plan = group.plan
     doses = sorted(group.doses, key=lambda h: h.sop_instance_uid or h.path)
-    missing = tuple(code for prefix, code in _MISSING_CODES.items()
-                    if any(m.startswith(prefix + ":") for m in group.missing))
+    missing = tuple(dict.fromkeys(p for p in group.missing_parts if p in _MISSING_CODES))
     return PlanRef(plan.sop_instance_uid, plan.patient_id, plan.label, plan.path,
                    tuple(d.path for d in doses), tuple(d.sop_instance_uid or "" for d in doses),
                    group.structure_set.path if group.structure_set else None, missing,

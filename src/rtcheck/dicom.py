@@ -992,9 +992,17 @@ class PlanGroup:
     doses: list[FileHeader] = field(default_factory=list)
     structure_set: FileHeader | None = None
     missing: list[str] = field(default_factory=list)
+    #: The modality of each ``missing`` entry ("RTDOSE", "RTSTRUCT"), in the same order:
+    #: what programs read (the sentences are for people).
+    missing_parts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     records: list[FileHeader] = field(default_factory=list)
     conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def add_missing(self, part: str, text: str) -> None:
+        """Record a missing part (``"RTDOSE"``, ``"RTSTRUCT"``) and its sentence."""
+        self.missing.append(text)
+        self.missing_parts.append(part)
 
     def describe(self) -> str:
         if self.plan is not None:
@@ -1080,7 +1088,7 @@ def _orphan_groups(doses: list[FileHeader], structures: list[FileHeader],
                                              "dose: no RTDOSE"]))
     for g in groups:
         if g.doses and g.structure_set is None:
-            g.missing.append("structure set: none found for this dose")
+            g.add_missing("RTSTRUCT", "structure set: none found for this dose")
     return groups
 
 
@@ -1116,12 +1124,13 @@ def group_plans(records: Iterable[FileHeader]) -> list[PlanGroup]:
         g = PlanGroup(plan=p, doses=list(doses_of.get(p.sop_instance_uid, [])),
                       records=list(records_of.get(p.sop_instance_uid, [])))
         if not g.doses:
-            g.missing.append("dose: no RTDOSE references this plan")
+            g.add_missing("RTDOSE", "dose: no RTDOSE references this plan")
         ref = p.referenced_structure_set_uid
         g.structure_set = structs.get(ref) if ref else None
         if g.structure_set is None:
-            g.missing.append(f"structure set: RTSTRUCT {ref} (referenced by the plan) not found"
-                             if ref else "structure set: the plan references none")
+            g.add_missing("RTSTRUCT",
+                          f"structure set: RTSTRUCT {ref} (referenced by the plan) not found"
+                          if ref else "structure set: the plan references none")
         groups.append(g)
     referenced = {p.referenced_structure_set_uid for p in plans}
     groups += _orphan_groups([d for d in doses if d.referenced_plan_uid not in plan_uids],
@@ -1647,9 +1656,9 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     if group is not None:
         _refuse_conflicts(group, bool(given_doses), bool(given_structures))
         notes += group.notes
-        missing = [m for m in group.missing
-                   if not (m.startswith("dose") and given_doses)
-                   and not (m.startswith("structure") and given_structures)]
+        missing = [m for m, part in zip(group.missing, group.missing_parts)
+                   if not (part == "RTDOSE" and given_doses)
+                   and not (part == "RTSTRUCT" and given_structures)]
         _unreadable_may_be_missing(records, missing, where)
         notes += [f"{(plan_header or group.files()[0]).path}: missing {m}" for m in missing]
     plan_obj = read_plan(plan_header.path) if plan_header else None
@@ -1760,9 +1769,9 @@ def _unreadable_may_be_missing(records: list[FileHeader], missing: list[str],
     A truncated RTDOSE in the plan's folder would otherwise surface as "no dose".
     """
     bad = [r for r in records if r.error]
-    if bad and any(not m.startswith("plan") for m in missing):
+    if bad and missing:
         raise InputError(
-            f"{'; '.join(m for m in missing if not m.startswith('plan'))}; these files could not "
+            f"{'; '.join(missing)}; these files could not "
             "be read and may be the missing part:"
             + "".join(f"\n  - {r.path}: {r.error}" for r in bad), where)
 
