@@ -462,8 +462,8 @@ def test_missing_output_folder_is_one_line_before_any_work(tmp_path, monkeypatch
         raise AssertionError("work started before the output was checked")
 
     monkeypatch.setattr(B, "discover", no_work)
-    monkeypatch.setattr("rtcheck.cli_check.load_from_cli", no_work)
-    monkeypatch.setattr("rtcheck.cli_dvh.load_from_cli", no_work)
+    monkeypatch.setattr("rtcheck.cli.check.load_from_cli", no_work)
+    monkeypatch.setattr("rtcheck.cli.dvh.load_from_cli", no_work)
     runner = CliRunner()
     cases = [
         ["batch", str(root), "-o", str(missing / "r.jsonl")],

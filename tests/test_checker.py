@@ -25,8 +25,8 @@ import pytest
 from click.testing import CliRunner
 from support.protocols import TG101
 
-from rtcheck import findings as F
-from rtcheck.checker import PriorCourse, bed, check, eqd2, parse_prior_summary
+from rtcheck.checker import PriorCourse, check, parse_prior_summary
+from rtcheck.checker import findings as F
 from rtcheck.cli import main
 from rtcheck.errors import InputError
 from rtcheck.model import (
@@ -38,6 +38,7 @@ from rtcheck.model import (
     Structure,
     StructureSet,
 )
+from rtcheck.radiobiology import bed, eqd2
 from rtcheck.synthetic import cylinder
 
 AXIS = np.arange(-40.0, 40.01, 2.0)  # dose grid: -40..40 mm, 2 mm voxels, on x, y and z

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from rtcheck import synthetic as syn
 from rtcheck.cli import main
-from rtcheck.cli_common import (
+from rtcheck.cli.common import (
     MetricType,
     OneLineCommand,
     RoleValueType,

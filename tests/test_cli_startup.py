@@ -18,7 +18,7 @@ from click.utils import make_default_short_help
 
 import rtcheck
 from rtcheck.cli import COMMANDS, main
-from rtcheck.cli_common import CommandError
+from rtcheck.cli.common import CommandError
 
 HEAVY = ("numpy", "pydicom", "matplotlib", "scipy")
 
@@ -43,7 +43,7 @@ def test_help_and_version_import_nothing_heavy(args):
     names = imported_modules(*args)
     assert not top_level(names) & set(HEAVY), sorted(top_level(names) & set(HEAVY))
     # no sub-command module either: the listing is static
-    assert not {n for n in names if n.startswith("rtcheck.cli_") and n != "rtcheck.cli_common"}
+    assert not {n for n in names if n.startswith("rtcheck.cli_") and n != "rtcheck.cli.common"}
 
 
 def test_convert_imports_only_what_it_uses():
@@ -52,7 +52,7 @@ def test_convert_imports_only_what_it_uses():
     assert not heavy, sorted(heavy)
     # numpy is allowed: rtcheck.radiobiology imports it at module level
     assert not names & {"rtcheck.dicom", "rtcheck.checker", "rtcheck.dvh", "rtcheck.batch",
-                        "rtcheck.report", "rtcheck.cli_dvh", "rtcheck.cli_check"}
+                        "rtcheck.report", "rtcheck.cli.dvh", "rtcheck.cli.check"}
 
 
 def test_import_rtcheck_is_light():

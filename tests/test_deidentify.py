@@ -485,8 +485,8 @@ def test_no_formula_in_any_csv(hostile_plan, tmp_path, command):
 
 def test_check_csv_cells_are_neutralised():
     """render_csv of a result whose texts begin with formula characters."""
-    from rtcheck.cli_check import render_csv
-    from rtcheck.findings import CheckResult, Finding
+    from rtcheck.checker.findings import CheckResult, Finding
+    from rtcheck.cli.check import render_csv
 
     f = Finding(rule="r", protocol="p", kind="k", status="FAIL", reason="=cmd|' /C calc'!A0",
                 source="@src", structure="+PTV", limit="-1+1", value=-2.5)

@@ -14,12 +14,12 @@ import textwrap
 
 import pytest
 
-from rtcheck.fractionation_tiers import (
+from rtcheck.rules.fractionation_tiers import (
     SchemeAssessment,
     assess_scheme,
     matching_scheme_technique,
 )
-from rtcheck.protocols import (
+from rtcheck.rules.protocols import (
     FRACTIONATION_TIERS,
     ProtocolError,
     Scheme,

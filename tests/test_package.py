@@ -20,7 +20,7 @@ def test_help_lists_usage():
 
 def test_every_subpackage_is_installed():
     """A non-editable install ships only the packages pyproject.toml lists: every folder of
-    src/rtcheck with an __init__.py must be there (rtcheck.evaluators was once missing)."""
+    src/rtcheck with an __init__.py must be there (rtcheck.checker.evaluators was once missing)."""
     import sys
     from pathlib import Path
 

@@ -18,7 +18,7 @@ from support.protocols import TG101  # TG-101 Table III, shared with test_checke
 
 from rtcheck.cli import main
 from rtcheck.errors import InputError
-from rtcheck.protocols import (
+from rtcheck.rules.protocols import (
     Limit,
     ProtocolError,
     Scheme,
@@ -477,7 +477,7 @@ severity = "WARN"
 
 
 def test_custom_role_needs_a_roles_table(tmp_path):
-    from rtcheck.roles import RoleMap
+    from rtcheck.rules.roles import RoleMap
 
     path = _write(tmp_path, GOOD.replace('role = "spinal_cord"\nmetric = "Dmax"\ndescription = "cord"',
                                          'role = "cord_surrogate"\nmetric = "Dmax"\ndescription = "cord"'))

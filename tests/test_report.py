@@ -359,7 +359,7 @@ def test_importing_report_does_not_import_matplotlib():
 def test_cli_dvh_plot(tmp_path, nelms):
     from click.testing import CliRunner
 
-    from rtcheck.cli_dvh import dvh
+    from rtcheck.cli.dvh import dvh
 
     out = tmp_path / "dvh.png"
     res = CliRunner().invoke(dvh, ["--structures", str(nelms / "structures" / "Cone_10_0.dcm"),
@@ -444,9 +444,9 @@ def test_reirradiation_panel_read_from_findings():
 
 def test_reirradiation_figure_legend_inside_the_image():
     """The saved image holds the whole legend: every artist's extent lies inside it."""
-    from rtcheck.plotting import reirradiation_figure, reirradiation_items
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from rtcheck.plotting import reirradiation_figure, reirradiation_items
 
     fig = reirradiation_figure(reirradiation_items(reirradiation_findings()))
     canvas = FigureCanvasAgg(fig)
@@ -568,7 +568,7 @@ def dicom_plan(tmp_path_factory) -> Path:
 def test_cli_check_deidentify_every_format(dicom_plan, tmp_path, fmt):
     from click.testing import CliRunner
 
-    from rtcheck.cli_check import check_command
+    from rtcheck.cli.check import check_command
 
     out = tmp_path / f"report.{fmt}"
     args = [str(dicom_plan), "--indication", "reirradiation", "--site", "spine",
@@ -593,7 +593,7 @@ def test_cli_check_deidentify_every_format(dicom_plan, tmp_path, fmt):
 def test_cli_batch_report_dir_and_index(dicom_plan, tmp_path):
     from click.testing import CliRunner
 
-    from rtcheck.cli_batch import batch
+    from rtcheck.cli.batch import batch
     from rtcheck.report import report_file_name
 
     archive = tmp_path / "archive"
@@ -629,7 +629,7 @@ def test_cli_batch_report_dir_and_index(dicom_plan, tmp_path):
 def test_cli_batch_report_dir_needs_output(tmp_path):
     from click.testing import CliRunner
 
-    from rtcheck.cli_batch import batch
+    from rtcheck.cli.batch import batch
 
     res = CliRunner().invoke(batch, [str(tmp_path), "--report-dir", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--report-dir needs --output" in res.output

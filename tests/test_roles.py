@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rtcheck.errors import InputError
-from rtcheck.roles import RoleMap, match_roles, normalise_name, parse_map_options
+from rtcheck.rules.roles import RoleMap, match_roles, normalise_name, parse_map_options
 
 
 @pytest.mark.parametrize("name,normal", [
@@ -49,7 +49,7 @@ def test_other_names_reach_no_role(name):
 
 
 def test_shipped_table_has_the_roles_rules_need():
-    from rtcheck.protocols import shipped_protocols
+    from rtcheck.rules.protocols import shipped_protocols
 
     table = RoleMap.shipped()
     needed = {r.role for p in shipped_protocols() for r in p.rules if r.role}

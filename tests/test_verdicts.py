@@ -16,11 +16,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rtcheck import findings as F
 from rtcheck.checker import check
+from rtcheck.checker import findings as F
+from rtcheck.checker.courses import estimated_end, parse_prior_summary
 from rtcheck.cli import main
-from rtcheck.courses import estimated_end, parse_prior_summary
-from rtcheck.model import Contour, DoseGrid, FractionGroup, Plan, PlanData, Structure, StructureSet
+from rtcheck.model import (
+    Contour,
+    DoseGrid,
+    FractionGroup,
+    Plan,
+    PlanData,
+    Structure,
+    StructureSet,
+)
 from rtcheck.synthetic import cylinder
 
 AXIS = np.arange(-40.0, 40.01, 2.0)

@@ -21,8 +21,8 @@ _LAZY: dict[str, str] = {
                      "StructureSet"), "rtcheck.model"),
     **dict.fromkeys(("CheckResult", "Finding", "check"), "rtcheck.checker"),
     **dict.fromkeys(("Protocol", "Rule", "load_protocol", "shipped_protocols"),
-                    "rtcheck.protocols"),
-    **dict.fromkeys(("RoleMap", "RoleMatch", "match_roles"), "rtcheck.roles"),
+                    "rtcheck.rules.protocols"),
+    **dict.fromkeys(("RoleMap", "RoleMatch", "match_roles"), "rtcheck.rules.roles"),
     **dict.fromkeys(("Course", "RecoveryModel", "Scheme", "accumulate_courses",
                      "alpha_beta_sensitivity", "bed", "eqd2", "eqd2_dvh", "eqd2_grid",
                      "isoeffective_dose", "max_dose_per_fraction", "max_total_dose",
@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
         Structure,
         StructureSet,
     )
-    from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
     from rtcheck.radiobiology import (
         Course,
         RecoveryModel,
@@ -63,7 +62,8 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
         parse_scheme,
     )
     from rtcheck.report import deidentify, render_batch_index, render_html
-    from rtcheck.roles import RoleMap, RoleMatch, match_roles
+    from rtcheck.rules.protocols import Protocol, Rule, load_protocol, shipped_protocols
+    from rtcheck.rules.roles import RoleMap, RoleMatch, match_roles
 
 
 def __getattr__(name: str) -> Any:

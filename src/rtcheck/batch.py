@@ -20,7 +20,7 @@ fact was not given (its typed skip: ``code == "fact_missing"``, ``needs``) is re
 NOT_EVALUATED in a batch (one ``facts.<fact>`` finding per missing fact), never PASS.
 
 *Verdicts* of a record are the checker's (PASS, REVIEW, NOT_EVALUATED, FAIL: see
-:mod:`rtcheck.findings`), raised to NOT_EVALUATED when a fact is missing, or ERROR for a plan
+:mod:`rtcheck.checker.findings`), raised to NOT_EVALUATED when a fact is missing, or ERROR for a plan
 that could not be read or checked. The batch's exit code is 4 when any record is ERROR, else
 the exit code of the worst verdict over every record of the output (resumed runs included).
 
@@ -83,7 +83,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import IO, Any
 
-from rtcheck import findings as F
+from rtcheck.checker import findings as F
 from rtcheck.errors import InputError, RTCheckError
 
 #: Verdicts of a batch record, lowest first: the checker's levels, then ERROR (a plan or file
@@ -109,7 +109,7 @@ def batch_exit_code(counts: Mapping[str, int]) -> int:
     """The exit code of a batch whose records have these verdict counts.
 
     4 when any record is ERROR; else the exit code of the worst verdict
-    (:func:`rtcheck.findings.worst_verdict`): FAIL 1 > NOT_EVALUATED 3 > REVIEW 5 > PASS 0. A
+    (:func:`rtcheck.checker.findings.worst_verdict`): FAIL 1 > NOT_EVALUATED 3 > REVIEW 5 > PASS 0. A
     verdict rtcheck does not know (a foreign or older record) counts as NOT_EVALUATED, and a
     batch without any record checked nothing: NOT_EVALUATED (3), never PASS. SKIPPED records
     (files that are not plans) do not count.
@@ -710,7 +710,7 @@ def load_protocols(names: Iterable[str]) -> list:
     An empty list means the checker's default protocols.
     """
     from rtcheck.checker import DEFAULT_PROTOCOLS
-    from rtcheck.protocols import load_protocol
+    from rtcheck.rules.protocols import load_protocol
 
     key = tuple(names) or tuple(DEFAULT_PROTOCOLS)
     if key not in _PROTOCOLS:

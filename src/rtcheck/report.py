@@ -5,7 +5,7 @@ One report is one self-contained HTML file, meant to be read on screen, printed 
 greyscale) and filed as a QA record:
 
 * the plan's identity and the overall verdict at the top (PASS, REVIEW, NOT_EVALUATED, FAIL:
-  :mod:`rtcheck.findings`), in colour *and* in words and symbols with distinct borders (so
+  :mod:`rtcheck.checker.findings`), in colour *and* in words and symbols with distinct borders (so
   it reads in greyscale print);
 * the notes with their codes, the findings, failures first (FAIL, NOT_EVALUATED, WARN,
   PASS), each with the structure that decided, what it stood in for and every structure the
@@ -426,7 +426,6 @@ def identity_of_file(path: str | os.PathLike, *, all_uids: bool = True) -> set[s
     forms they may take in a text (:func:`identity_forms`). Nothing for a file that cannot be
     read as DICOM (or is not a regular file: never opened)."""
     import stat as _stat
-
     import warnings
 
     values: set[str] = set()
@@ -692,7 +691,7 @@ class Deidentifier:
 
     def obj(self, node: Any) -> Any:
         """A copy of any result object (dataclasses, dicts, lists: a
-        :class:`rtcheck.findings.CheckResult`) with every text de-identified and the values of
+        :class:`rtcheck.checker.findings.CheckResult`) with every text de-identified and the values of
         identifying keys replaced by ``[removed]`` (the layout of a table stays)."""
         return map_strings(node, self.text, blank_keys=True)
 
@@ -987,7 +986,7 @@ def protocol_records(protocols: Iterable[Any]) -> list[dict]:
 def _shipped_protocol_record(name: str) -> dict:
     """Id, version, title and file of a protocol given by id or path (as far as it loads)."""
     from rtcheck.errors import RTCheckError
-    from rtcheck.protocols import load_protocol
+    from rtcheck.rules.protocols import load_protocol
 
     rec = {"id": name, "version": None, "title": None, "path": None, "sha256": None}
     try:
@@ -1153,7 +1152,7 @@ def render_html(result: dict, *, dvhs: list[DVH] | None = None,
     Parameters
     ----------
     result : dict
-        The check result document (:meth:`rtcheck.findings.CheckResult.to_dict`: ``plan``,
+        The check result document (:meth:`rtcheck.checker.findings.CheckResult.to_dict`: ``plan``,
         ``verdict``, ``findings``, ``notes``, ``skipped``, ``facts``...; a batch record works
         too). The re-irradiation panel is drawn from its findings of kind ``reirradiation``
         that were evaluated, with their own limits (:func:`rtcheck.plotting.reirradiation_items`).

@@ -25,21 +25,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rtcheck import findings as F
-from rtcheck.courses import END_ESTIMATE, PriorCourse
-from rtcheck.dvh import parse_metric
-from rtcheck.evaluators.context import Context, finding, fx, join
-from rtcheck.evaluators.scope import out_of_scope, technique_caveat
-from rtcheck.evaluators.structures import (
+from rtcheck.checker import findings as F
+from rtcheck.checker.courses import END_ESTIMATE, PriorCourse
+from rtcheck.checker.evaluators.context import Context, finding, fx, join
+from rtcheck.checker.evaluators.scope import out_of_scope, technique_caveat
+from rtcheck.checker.evaluators.structures import (
     Target,
     TargetResult,
     decide,
     rule_targets,
     target_dvh,
 )
-from rtcheck.findings import Finding
-from rtcheck.protocols import Limit, Rule
+from rtcheck.checker.findings import Finding
+from rtcheck.dvh import parse_metric
 from rtcheck.radiobiology import bed, eqd2, months_between
+from rtcheck.rules.protocols import Limit, Rule
 
 #: An interval estimated from a plan date PASSes only with this margin (months) above the
 #: limit; below it the prior course may have ended later than estimated: WARN.

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from rtcheck.model import Structure
-from rtcheck.roles import RoleMap
+from rtcheck.rules.roles import RoleMap
 
 #: Roles whose contours give the target's cranio-caudal extent, in order of preference.
 TARGET_ROLES = ("ptv", "ctv", "gtv")

@@ -1,7 +1,7 @@
 """Rule kind ``fractionation``: the plan's scheme against the indication's row, in tiers.
 
 The tiers (recommended, other possible, allowed elsewhere in the referential, exceptional,
-biological equivalent) are assessed by :func:`rtcheck.fractionation_tiers.assess_scheme`; this
+biological equivalent) are assessed by :func:`rtcheck.rules.fractionation_tiers.assess_scheme`; this
 module turns the assessment into a finding.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rtcheck import findings as F
-from rtcheck.evaluators.context import Context, finding, join, prescription
-from rtcheck.findings import Finding
-from rtcheck.fractionation_tiers import assess_scheme
-from rtcheck.protocols import Rule
+from rtcheck.checker import findings as F
+from rtcheck.checker.evaluators.context import Context, finding, join, prescription
+from rtcheck.checker.findings import Finding
 from rtcheck.radiobiology import bed
+from rtcheck.rules.fractionation_tiers import assess_scheme
+from rtcheck.rules.protocols import Rule
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:

@@ -1,7 +1,7 @@
 """What every evaluator reads: the plan, the facts, the structures' DVHs, and how to report.
 
 :class:`Context` is built once per check by :func:`rtcheck.checker.check`; evaluators read it and
-append :class:`~rtcheck.findings.Skip` and :class:`~rtcheck.findings.Note` objects to it.
+append :class:`~rtcheck.checker.findings.Skip` and :class:`~rtcheck.checker.findings.Note` objects to it.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtcheck import findings as F
-from rtcheck.courses import PriorCourse
-from rtcheck.findings import Finding, Note, Skip
+from rtcheck.checker import findings as F
+from rtcheck.checker.courses import PriorCourse
+from rtcheck.checker.findings import Finding, Note, Skip
+from rtcheck.checker.technique import Technique
 from rtcheck.model import PlanData, Structure
-from rtcheck.protocols import Rule
-from rtcheck.roles import RoleMap, RoleMatch
-from rtcheck.technique import Technique
+from rtcheck.rules.protocols import Rule
+from rtcheck.rules.roles import RoleMap, RoleMatch
 
 #: Lesion sites where the cord is not in the field: cord rules do not apply (skipped, said so).
 SITES_WITHOUT_CORD = ("extraspinal",)

@@ -7,7 +7,7 @@ the course. An unknown technique never excludes a rule: both readings are checke
 
 from __future__ import annotations
 
-from rtcheck.evaluators.context import Context, fx
+from rtcheck.checker.evaluators.context import Context, fx
 from rtcheck.rules import DoseRule
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from rtcheck.cli_common import CommandError, OneLineCommand, SchemeType
+from rtcheck.cli.common import CommandError, OneLineCommand, SchemeType
 from rtcheck.radiobiology import (
     Accumulation,
     Conversion,

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtcheck import extent
-from rtcheck import findings as F
-from rtcheck.evaluators.context import Context, finding
-from rtcheck.findings import Finding, StructureValue
-from rtcheck.protocols import Rule
+from rtcheck.checker import extent
+from rtcheck.checker import findings as F
+from rtcheck.checker.evaluators.context import Context, finding
+from rtcheck.checker.findings import Finding, StructureValue
+from rtcheck.rules.protocols import Rule
 
 #: Roles of the cord family: missing, they leave the cord unchecked (NOT_EVALUATED) unless the
 #: site keeps the cord out of the field; other organs are checked only when contoured.
@@ -117,7 +117,7 @@ def _nothing_to_read(rule: Rule, ctx: Context, roles: list[str]) -> Finding | No
 def too_short(target: Target, rule: Rule, ctx: Context) -> str | None:
     """Why a cord-family structure cannot stand for the cord's maximum: it does not cover the
     target's cranio-caudal extent plus ``rule.extent_margin_mm`` (TG-101), or skips planes
-    there (:mod:`rtcheck.extent`)."""
+    there (:mod:`rtcheck.checker.extent`)."""
     margin = getattr(rule, "extent_margin_mm", None)
     if margin is None or target.role not in CORD_FAMILY:
         return None

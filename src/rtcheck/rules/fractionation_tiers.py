@@ -1,6 +1,6 @@
 """A plan's fractionation against an indication's row, in the tiers the protocol states.
 
-A ``fractionation`` rule (:class:`rtcheck.protocols.Rule`) lists schemes and ranges in tiers,
+A ``fractionation`` rule (:class:`rtcheck.rules.protocols.Rule`) lists schemes and ranges in tiers,
 strongest first: ``recommended`` (PASS), ``other`` (WARN), ``exceptional`` (WARN),
 ``allowed_elsewhere`` (WARN: allowed by another table or section than the row), then the
 ``biological_equivalent`` the rule defines (WARN, the definition is printed). Outside every tier
@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtcheck.protocols import (
+from rtcheck.rules.protocols import (
     FRACTIONATION_TIERS,
     SITES,
     ListedScheme,

@@ -1,9 +1,9 @@
 """Rule types: one per kind of rule, and the values they hold (schemes, ranges, limits).
 
-A protocol file (:mod:`rtcheck.protocols` reads and validates it) becomes a tuple of these
+A protocol file (:mod:`rtcheck.rules.protocols` reads and validates it) becomes a tuple of these
 frozen objects: :class:`FractionationRule`, :class:`PrescriptionRangeRule`,
 :class:`DoseLimitRule`, :class:`ReirradiationRule`, :class:`WarningRule`, all :class:`Rule`.
-Each kind has its evaluator in :mod:`rtcheck.evaluators`.
+Each kind has its evaluator in :mod:`rtcheck.checker.evaluators`.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtcheck import findings as F
-from rtcheck.evaluators.context import Context, finding, fmt
-from rtcheck.findings import Finding
-from rtcheck.protocols import Rule, parse_vertebral_level
+from rtcheck.checker import findings as F
+from rtcheck.checker.evaluators.context import Context, finding, fmt
+from rtcheck.checker.findings import Finding
+from rtcheck.rules.protocols import Rule, parse_vertebral_level
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:

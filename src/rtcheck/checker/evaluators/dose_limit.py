@@ -10,20 +10,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rtcheck import findings as F
-from rtcheck.dvh import parse_metric
-from rtcheck.evaluators.context import Context, finding, fmt, fx, join
-from rtcheck.evaluators.scope import out_of_scope, technique_caveat
-from rtcheck.evaluators.structures import (
+from rtcheck.checker import findings as F
+from rtcheck.checker.evaluators.context import Context, finding, fmt, fx, join
+from rtcheck.checker.evaluators.scope import out_of_scope, technique_caveat
+from rtcheck.checker.evaluators.structures import (
     Target,
     TargetResult,
     decide,
     rule_targets,
     target_dvh,
 )
-from rtcheck.findings import Finding
-from rtcheck.protocols import Limit, Rule
+from rtcheck.checker.findings import Finding
+from rtcheck.dvh import parse_metric
 from rtcheck.radiobiology import eqd2
+from rtcheck.rules.protocols import Limit, Rule
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:

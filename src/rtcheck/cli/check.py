@@ -1,10 +1,10 @@
 """``rtcheck check``: a plan against the bone-metastasis rules (and any other protocol).
 
-The renderers (table, CSV, JSON) read the typed result (:mod:`rtcheck.findings`): the verdict
+The renderers (table, CSV, JSON) read the typed result (:mod:`rtcheck.checker.findings`): the verdict
 level, each finding's code, the fact that was missing, the structure that decided and the one
 it stood in for, the skipped rules by their code. None of them parses a ``reason`` sentence.
 
-Verdict levels and exit codes (:data:`rtcheck.findings.EXIT_CODES`): PASS 0, FAIL 1, bad
+Verdict levels and exit codes (:data:`rtcheck.checker.findings.EXIT_CODES`): PASS 0, FAIL 1, bad
 input 2, NOT_EVALUATED 3, REVIEW 5 (4 is ``rtcheck batch``'s ERROR).
 """
 
@@ -17,16 +17,16 @@ import sys
 import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
-from rtcheck.cli_common import (
+from rtcheck.cli.common import (
     CommandError,
     OneLineCommand,
     RoleValueType,
     VertebralLevelType,
 )
-from rtcheck.cli_dvh import DOSE_FILES_HELP, check_output, load_from_cli, write_output
+from rtcheck.cli.dvh import DOSE_FILES_HELP, check_output, load_from_cli, write_output
 from rtcheck.errors import RTCheckError
-from rtcheck.protocols import SITES
-from rtcheck.roles import parse_map_options
+from rtcheck.rules.protocols import SITES
+from rtcheck.rules.roles import parse_map_options
 
 CSV_COLUMNS = ("rule", "protocol", "structure", "role", "stands_for", "metric", "value",
                "limit", "operator", "unit", "alpha_beta", "model", "status", "code", "missing",

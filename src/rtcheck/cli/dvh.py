@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import click
 
-from rtcheck.cli_common import (
+from rtcheck.cli.common import (
     CommandError,
     MetricType,
     OneLineCommand,

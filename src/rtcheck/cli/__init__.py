@@ -4,7 +4,7 @@ Each sub-command lives in its own module, registered here by name and imported o
 runs (or when its own ``--help`` is asked for): ``rtcheck --help``, ``--version`` and ``rtcheck
 convert`` do not import numpy, pydicom or the checker. Exit codes are part of the contract
 (see the README): 0 ok, 1 a constraint failed, 2 bad input or usage
-(:class:`rtcheck.cli_common.CommandError`), 3 something asked for could not be evaluated,
+(:class:`rtcheck.cli.common.CommandError`), 3 something asked for could not be evaluated,
 4 some plans of a batch errored.
 
 To add a command: write ``rtcheck/cli_NAME.py`` with a click command, and add a line to
@@ -25,15 +25,15 @@ from rtcheck import __version__
 #: command's docstring (``rtcheck --help`` lists it without importing the module; a test
 #: checks the two agree).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "batch": ("rtcheck.cli_batch", "batch",
+    "batch": ("rtcheck.cli.batch", "batch",
               "Check every plan under ARCHIVE and stream one result per plan."),
-    "check": ("rtcheck.cli_check", "check_command",
+    "check": ("rtcheck.cli.check", "check_command",
               "Check the plan in PATH against the protocols' rules."),
-    "convert": ("rtcheck.cli_convert", "convert",
+    "convert": ("rtcheck.cli.convert", "convert",
                 ("BED and EQD2 of a fractionation scheme, iso-effective doses, and courses "
                  "summed in EQD2.")),
-    "dvh": ("rtcheck.cli_dvh", "dvh", "DVH metrics of every structure of a plan."),
-    "protocols": ("rtcheck.cli_protocols", "protocols",
+    "dvh": ("rtcheck.cli.dvh", "dvh", "DVH metrics of every structure of a plan."),
+    "protocols": ("rtcheck.cli.protocols", "protocols",
                   "List the shipped protocols and their rules."),
 }
 

@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcheck.errors import InputError, MetricError
-from rtcheck.tomlfile import parse_toml, problem_text
-from rtcheck.roles import ROLES_FILE, RoleMap
-from rtcheck.rules import (  # noqa: F401  (re-exported: the rule types are part of this API)
+from rtcheck.rules.kinds import (  # noqa: F401  (re-exported: the rule types are part of this API)
     DEFAULT_DOSE_TOLERANCE_PCT,
     FRACTIONATION_TIERS,
     PREFERENCES,
@@ -47,7 +45,8 @@ from rtcheck.rules import (  # noqa: F401  (re-exported: the rule types are part
     WarningRule,
     _num,
 )
-
+from rtcheck.rules.roles import ROLES_FILE, RoleMap
+from rtcheck.tomlfile import parse_toml, problem_text
 
 SCHEMA_VERSION = 1
 KINDS = ("fractionation", "sbrt_prescription_range", "dose_limit", "reirradiation", "warning")
@@ -186,7 +185,7 @@ def load_protocol(name_or_path: str | PathLike, roles: RoleMap | Iterable[str] |
         A shipped protocol id or file stem, or the path of a protocol file.
     roles : RoleMap or iterable of str, optional
         Known structure roles (default: the shipped role table). A rule naming a role not in
-        this set is an error; pass an extended :class:`~rtcheck.roles.RoleMap` for custom roles.
+        this set is an error; pass an extended :class:`~rtcheck.rules.roles.RoleMap` for custom roles.
 
     Raises
     ------
@@ -338,7 +337,9 @@ class _Reader:
     def metric(self, ctx: str, text: str | None, key: str, dose_only: bool) -> str | None:
         if text is None:
             return None
-        from rtcheck.dvh import parse_metric  # late import: dvh pulls numpy geometry code
+        from rtcheck.dvh import (
+            parse_metric,  # late import: dvh pulls numpy geometry code
+        )
 
         try:
             parsed = parse_metric(text)

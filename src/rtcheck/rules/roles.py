@@ -30,7 +30,6 @@ from typing import Any
 from rtcheck.errors import InputError
 from rtcheck.tomlfile import parse_toml, problem_text
 
-
 ROLES_FILE = "structure-roles.toml"
 SCHEMA_VERSION = 1
 _ROLE_ID = re.compile(r"^[a-z][a-z0-9_]*$")

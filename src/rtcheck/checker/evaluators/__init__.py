@@ -1,7 +1,7 @@
 """One evaluator per rule kind: ``evaluate(rule, context) -> list[Finding]``.
 
 Each module evaluates one kind of rule (``constraints/README.md`` describes the kinds);
-:data:`EVALUATORS` maps a kind to its function. The :class:`~rtcheck.evaluators.context.Context`
+:data:`EVALUATORS` maps a kind to its function. The :class:`~rtcheck.checker.evaluators.context.Context`
 holds the plan and the facts, and collects skipped rules and notes.
 """
 
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rtcheck.evaluators import (
+from rtcheck.checker.evaluators import (
     dose_limit,
     fractionation,
     prescription_range,
     reirradiation,
     warning,
 )
-from rtcheck.evaluators.context import Context
-from rtcheck.findings import Finding
-from rtcheck.protocols import Rule
+from rtcheck.checker.evaluators.context import Context
+from rtcheck.checker.findings import Finding
+from rtcheck.rules.protocols import Rule
 
 EVALUATORS: dict[str, Callable[[Rule, Context], list[Finding]]] = {
     "fractionation": fractionation.evaluate,

@@ -147,12 +147,12 @@ class MetricType(RTCheckParamType):
 
 class VertebralLevelType(RTCheckParamType):
     """A vertebral level or span (``T4``, ``T3-T5``), checked by
-    :func:`rtcheck.protocols.parse_vertebral_level`; the text is kept."""
+    :func:`rtcheck.rules.protocols.parse_vertebral_level`; the text is kept."""
 
     name = "level"
 
     def convert(self, value, param, ctx):
-        from rtcheck.protocols import parse_vertebral_level
+        from rtcheck.rules.protocols import parse_vertebral_level
 
         parts = [t.strip() for t in str(value).split("-")]
         if len(parts) not in (1, 2):

@@ -18,12 +18,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtcheck import extent
+from rtcheck.checker import extent
+from rtcheck.checker.technique import (
+    TECHNIQUES,
+    Technique,
+    given_technique,
+    technique_from_scheme,
+)
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData
 from rtcheck.radiobiology import parse_dose, split_scheme
-from rtcheck.roles import RoleMap
-from rtcheck.technique import TECHNIQUES, Technique, given_technique, technique_from_scheme
+from rtcheck.rules.roles import RoleMap
 
 #: Summary keys naming a point maximum, and the role each stands for.
 SUMMARY_DOSE_KEYS = {"cord_dmax": "spinal_cord", "sac_dmax": "thecal_sac",

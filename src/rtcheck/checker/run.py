@@ -2,14 +2,14 @@
 
 :func:`check` takes a loaded plan (:class:`~rtcheck.model.PlanData`), the protocols
 (default: the bone-metastasis referential), the facts DICOM does not hold (indication, site,
-technique, vertebral level, prior courses) and returns a :class:`~rtcheck.findings.CheckResult`:
-one :class:`~rtcheck.findings.Finding` per rule that applies, the rules skipped and why
-(:class:`~rtcheck.findings.Skip`), notes, and the verdict.
+technique, vertebral level, prior courses) and returns a :class:`~rtcheck.checker.findings.CheckResult`:
+one :class:`~rtcheck.checker.findings.Finding` per rule that applies, the rules skipped and why
+(:class:`~rtcheck.checker.findings.Skip`), notes, and the verdict.
 
 Statuses, verdict levels (FAIL > NOT_EVALUATED > REVIEW > PASS) and exit codes are defined in
-:mod:`rtcheck.findings`; each rule kind is evaluated by its module in :mod:`rtcheck.evaluators`;
-prior courses are read by :mod:`rtcheck.courses`; the technique is decided as
-:mod:`rtcheck.technique` says.
+:mod:`rtcheck.checker.findings`; each rule kind is evaluated by its module in :mod:`rtcheck.checker.evaluators`;
+prior courses are read by :mod:`rtcheck.checker.courses`; the technique is decided as
+:mod:`rtcheck.checker.technique` says.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any
 
-from rtcheck.courses import (
+from rtcheck.checker.courses import (
     CORD_ROLES,
     PriorCourse,
     parse_date,
     parse_prior_summary,
     prior_from_plan,
 )
-from rtcheck.errors import InputError
-from rtcheck.evaluators import EVALUATORS
-from rtcheck.evaluators.context import Context
-from rtcheck.findings import (
+from rtcheck.checker.evaluators import EVALUATORS
+from rtcheck.checker.evaluators.context import Context
+from rtcheck.checker.findings import (
     EXIT_CODES,
     FACT_MISSING,
     STATUSES,
@@ -40,17 +39,27 @@ from rtcheck.findings import (
     Skip,
     verdict_of,
 )
+from rtcheck.checker.technique import (
+    TECHNIQUES,
+    Technique,
+    given_technique,
+    technique_from_scheme,
+)
+from rtcheck.errors import InputError
 from rtcheck.model import PlanData
-from rtcheck.protocols import SITES, Protocol, load_protocol, parse_vertebral_level
-from rtcheck.radiobiology import bed, eqd2
-from rtcheck.roles import RoleMap
 from rtcheck.rules import FractionationRule, ReirradiationRule, Rule
-from rtcheck.technique import TECHNIQUES, Technique, given_technique, technique_from_scheme
+from rtcheck.rules.protocols import (
+    SITES,
+    Protocol,
+    load_protocol,
+    parse_vertebral_level,
+)
+from rtcheck.rules.roles import RoleMap
 
 DEFAULT_PROTOCOLS = ("bone-metastases-2026",)
 
 __all__ = ["DEFAULT_PROTOCOLS", "EXIT_CODES", "STATUSES", "CheckResult", "Finding", "Note",
-           "PriorCourse", "Skip", "bed", "check", "eqd2", "parse_prior_summary",
+           "PriorCourse", "Skip", "check", "parse_prior_summary",
            "prior_from_plan"]
 
 
@@ -79,7 +88,7 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
         ``spine``, ``sacrum`` or ``extraspinal``. It implies nothing about the technique.
     technique : str, optional
         ``sbrt`` or ``conventional``. When absent: the indication's scheme the plan matches,
-        else rtcheck's criterion on the plan's numbers (:mod:`rtcheck.technique`), else unknown
+        else rtcheck's criterion on the plan's numbers (:mod:`rtcheck.checker.technique`), else unknown
         (then the rules of both techniques are applied).
     vertebral_level : str, optional
         ``T4`` or a span ``T3-T5`` (oesophagus warning; below the conus the cord rules read
@@ -325,7 +334,7 @@ def _technique(technique: str | None, frac_rule: Rule | None, site: str | None,
     total = data.plan.prescription_gy if data.plan else None
     n = data.fractions
     if frac_rule is not None and total is not None and n:
-        from rtcheck.fractionation_tiers import matching_scheme_technique
+        from rtcheck.rules.fractionation_tiers import matching_scheme_technique
 
         found = matching_scheme_technique(frac_rule, total, n, site)
         if found is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rtcheck import findings as F
-from rtcheck.evaluators.context import Context, finding, prescription
-from rtcheck.findings import Finding
-from rtcheck.fractionation_tiers import assess_scheme
-from rtcheck.protocols import Rule
+from rtcheck.checker import findings as F
+from rtcheck.checker.evaluators.context import Context, finding, prescription
+from rtcheck.checker.findings import Finding
 from rtcheck.rules import FractionationRule
+from rtcheck.rules.fractionation_tiers import assess_scheme
+from rtcheck.rules.protocols import Rule
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:

@@ -17,7 +17,7 @@ from rtcheck.batch import (
     parse_scheduler_address,
     run_batch,
 )
-from rtcheck.cli_common import CommandError, OneLineCommand
+from rtcheck.cli.common import CommandError, OneLineCommand
 from rtcheck.errors import RTCheckError
 
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.

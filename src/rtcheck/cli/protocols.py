@@ -7,10 +7,10 @@ import textwrap
 
 import click
 
-from rtcheck.cli_common import CommandError
+from rtcheck.cli.common import CommandError
 from rtcheck.errors import RTCheckError
-from rtcheck.protocols import Protocol, Rule, load_protocol, shipped_protocols
-from rtcheck.roles import RoleMap
+from rtcheck.rules.protocols import Protocol, Rule, load_protocol, shipped_protocols
+from rtcheck.rules.roles import RoleMap
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                        show_default=True, help="Output format.")
