@@ -18,12 +18,16 @@ import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
 from rtcheck.cli.common import (
+    DOSE_FILES_HELP,
     CommandError,
     OneLineCommand,
     RoleValueType,
     VertebralLevelType,
+    check_output,
+    dose_summation_option,
+    load_from_cli,
+    write_output,
 )
-from rtcheck.cli.dvh import DOSE_FILES_HELP, check_output, load_from_cli, write_output
 from rtcheck.errors import RTCheckError
 from rtcheck.rules.protocols import SITES
 from rtcheck.rules.roles import parse_map_options
@@ -57,12 +61,7 @@ SKIP_HEADINGS = {
               help="RTSTRUCT file (with --dose).")
 @click.option("--dose", "dose", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help=DOSE_FILES_HELP)
-@click.option("--dose-summation", type=click.Choice(["PLAN", "FRACTION"], case_sensitive=False),
-              expose_value=False, callback=lambda ctx, _p, v: ctx.meta.update(
-                  {"rtcheck.dose_summation": v.upper() if v else None}),
-              help="Override the RTDOSE's DoseSummationType: PLAN = the stored dose is the whole "
-                   "course (never multiplied by the fractions), FRACTION = one fraction "
-                   "(multiplied by the plan's fractions). Recorded in the report.")
+@dose_summation_option(expose_value=False)
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
               help=f"Protocol to check against, repeatable [default: {', '.join(DEFAULT_PROTOCOLS)}]; "
                    "'tg101' for the AAPM TG-101 limits; or your own TOML file.")

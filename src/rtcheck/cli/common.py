@@ -11,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import IO, Any, NoReturn
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from rtcheck.model import PlanData
 
 #: Exit code of bad input or usage (click's usage errors use it too).
 EXIT_USAGE = 2
@@ -224,3 +228,82 @@ def write_text_atomic(path: str, text: str) -> None:
             os.fsync(f.fileno())
     except OSError as exc:
         raise CommandError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+
+
+# --- Loading a plan as PATH / --plan / --structures / --dose say; writing -o ------------
+
+#: Key of the --dose-summation value in the click context's ``meta`` (for commands that
+#: take the option without a parameter of their own: ``expose_value=False``).
+DOSE_SUMMATION_META = "rtcheck.dose_summation"
+DOSE_SUMMATION_HELP = ("Override the RTDOSE's DoseSummationType: PLAN = the stored dose is the "
+                       "whole course (never multiplied by the fractions; e.g. Pinnacle exports "
+                       "label whole-course doses FRACTION), FRACTION = it is one fraction "
+                       "(multiplied by the plan's fractions). Recorded in the report.")
+DOSE_FILES_HELP = ("RTDOSE file; repeat it for BEAM doses (one file per beam, summed): "
+                   "--dose RD1.dcm --dose RD2.dcm.")
+
+
+def remember_dose_summation(ctx: click.Context, param: click.Parameter, value):
+    """Click callback: keep --dose-summation in the context for :func:`load_from_cli`."""
+    ctx.meta[DOSE_SUMMATION_META] = value.upper() if value else None
+    return value.upper() if value else None
+
+
+def dose_summation_option(expose_value: bool = True):
+    """The shared ``--dose-summation [PLAN|FRACTION]`` option (case-insensitive)."""
+    return click.option("--dose-summation", "dose_summation",
+                        type=click.Choice(["PLAN", "FRACTION"], case_sensitive=False),
+                        default=None, expose_value=expose_value,
+                        callback=remember_dose_summation, help=DOSE_SUMMATION_HELP)
+
+
+def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | None,
+                  dose: str | Sequence[str] | None, dose_summation: str | None = None, *,
+                  deidentify: bool = False) -> PlanData:
+    """Load a plan as the commands' PATH / --plan / --structures / --dose /
+    --dose-summation options say. ``dose`` is one RTDOSE file or several (BEAM doses: the
+    option is repeatable).
+
+    ``dose_summation`` defaults to the --dose-summation value of the running click command
+    (see :func:`dose_summation_option`), so every command that declares the option gets it.
+    With ``deidentify``, an error message is de-identified (it may list every plan found:
+    :func:`rtcheck.report.deidentified_message`).
+    """
+    from rtcheck.dicom import load_plan
+    from rtcheck.errors import RTCheckError
+
+    if dose_summation is None:
+        ctx = click.get_current_context(silent=True)
+        dose_summation = ctx.meta.get(DOSE_SUMMATION_META) if ctx is not None else None
+    doses = [dose] if isinstance(dose, str) else list(dose or ())
+    if not paths and not (structures and doses):
+        raise CommandError("give a PATH (folder or files), or both --structures and --dose")
+    try:
+        return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
+                         dose=(doses[0] if len(doses) == 1 else doses) or None,
+                         dose_summation=dose_summation)
+    except RTCheckError as exc:
+        if deidentify:
+            from rtcheck.report import deidentified_message
+
+            raise CommandError(deidentified_message(
+                str(exc), [*paths, *([structures] if structures else []), *doses])) from exc
+        raise CommandError(str(exc)) from exc
+
+
+def check_output(path: str | None) -> None:
+    """Exit 2 with one line naming ``--output`` when it cannot be written (its folder missing
+    or read-only, a folder of that name, a read-only file): checked before any work."""
+    if path:
+        from rtcheck.batch import output_file_problem
+
+        problem = output_file_problem(path)
+        if problem:
+            raise CommandError(f"{path}: {problem}")
+
+
+def write_output(path: str, text: str) -> None:
+    """Write ``--output`` atomically (a temporary file in its folder, then renamed: an
+    interrupted run never leaves half a file); a failure (disk full...) is one line and
+    exit 2, no traceback, the old file kept."""
+    write_text_atomic(path, text)
