@@ -11,6 +11,8 @@ import fnmatch
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -297,3 +299,72 @@ def nelms_roi(row: NelmsRow) -> RoiInfo:
 @lru_cache(maxsize=None)
 def _rois_cached(path: str) -> tuple[RoiInfo, ...]:
     return tuple(rois_with_volume(Path(path)))
+
+
+# -- whole-process timing (large_plan.py, startup.py) -------------------------------------
+
+#: Runs a command in a forked child and writes its wall seconds and peak resident memory.
+_LAUNCHER = """
+import os, sys, time
+report, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t0
+with open(report, "w") as f:
+    f.write("%r %r" % (seconds, usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
+def measure(cmd: list[str], *, stdin: str | None = None, env: dict | None = None,
+            timeout: float | None = None, workdir: Path) -> dict:
+    """Run ``cmd`` to its end: wall seconds and peak resident memory (MB) of that process,
+    exit code, and its stdout and stderr (through files, so nothing blocks).
+
+    The command runs under :data:`_LAUNCHER`, in its own process group (killed as a whole
+    after ``timeout`` seconds).
+    """
+    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    report = workdir / "usage.txt"
+    report.unlink(missing_ok=True)
+    launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(report), *cmd]
+    timed_out = False
+    start = time.perf_counter()
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(launcher, stdin=subprocess.PIPE if stdin is not None else
+                                subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                start_new_session=True)
+        if stdin is not None:
+            proc.stdin.write(stdin.encode())
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)  # the launcher and the command it runs
+            proc.wait()
+    try:
+        seconds, rss = (float(v) for v in report.read_text().split())
+    except (OSError, ValueError):  # killed: the launcher's wall time, no memory figure
+        seconds, rss = time.perf_counter() - start, math.nan
+    mb = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, else kB
+    return {"seconds": seconds, "peak_mb": mb, "exit": proc.returncode,
+            "timed_out": timed_out, "stdout": out_path.read_text(errors="replace"),
+            "stderr": err_path.read_text(errors="replace")}
+
+
+READ_FLOOR = """
+import json, sys, time
+t0 = time.perf_counter()
+import pydicom
+t1 = time.perf_counter()
+rp, rs, rd = (pydicom.dcmread(p) for p in sys.argv[1:4])
+n = rd.pixel_array.size
+print(json.dumps({"inside": time.perf_counter() - t1, "imports": t1 - t0, "voxels": n}))
+"""

@@ -36,7 +36,10 @@ Validation
 finite and > 0 Gy (only with ``"LQ-L"``). Anything else raises :class:`ValueError` naming the
 parameter and the value.
 
-Scalars in, ``float`` out; arrays in, ``numpy.ndarray`` out (element-wise).
+Scalars in, ``float`` out; arrays in, ``numpy.ndarray`` out (element-wise). A plain Python
+number is converted with :mod:`math` alone, so that ``rtcheck convert`` starts without
+importing numpy (issue 11: under 0.15 s); numpy is imported when an array (or a numpy
+scalar) is given.
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ import datetime as _dt
 import math
 import numbers
 import re
+import sys
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-DoseLike = Union[float, int, np.ndarray, Sequence[float]]
+DoseLike = Union[float, int, "np.ndarray", Sequence[float]]
+#: A dose the model functions work on: a plain float, or a float array.
+Doses = Union[float, "np.ndarray"]
 
 #: Model names accepted by every function.
 MODELS = ("LQ", "LQ-L")
@@ -61,14 +68,30 @@ QUANTITIES = ("BED", "EQD2")
 
 # -- validation ------------------------------------------------------------------------------
 
-def _is_real_scalar(value: object) -> bool:
+def _is_numpy_bool(value: object) -> bool:
+    # A numpy object can only exist once numpy is imported: no need to import it to ask.
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.bool_)
+
+
+def _is_flag(value: object) -> bool:
     # bool is an int subclass in Python and numpy: a flag is never a dose or a count.
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, bool) or _is_numpy_bool(value)
+
+
+def _is_real_scalar(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not _is_flag(value)
+
+
+def _is_plain_number(value: object) -> bool:
+    """A Python int or float (not bool): converted with math, without numpy."""
+    return type(value) in (int, float)
 
 
 def check_fractions(fractions: object, name: str = "fractions") -> int:
     """Return ``fractions`` as an ``int`` if it is a positive integer, else raise ValueError."""
-    if isinstance(fractions, (bool, np.bool_)) or not isinstance(fractions, (int, np.integer)):
+    # numbers.Integral covers numpy integers (registered with it) without importing numpy.
+    if _is_flag(fractions) or not isinstance(fractions, numbers.Integral):
         raise ValueError(f"{name} must be a positive integer, got {fractions!r} "
                          f"({type(fractions).__name__})")
     if fractions < 1:
@@ -83,9 +106,22 @@ def _check_positive(value: object, name: str) -> float:
     return float(value)
 
 
+def _as_doses(value: object, name: str, allow_negative: bool = False) -> Doses:
+    """A plain number as a float (checked with math), anything else as a float array."""
+    if isinstance(value, (int, float)) and _is_plain_number(value):
+        dose = float(value)
+        if not math.isfinite(dose) or (dose < 0 and not allow_negative):
+            need = "finite" if allow_negative else "finite and >= 0 Gy"
+            raise ValueError(f"{name} must be {need}, got {value!r}")
+        return dose
+    return _as_dose_array(value, name, allow_negative)
+
+
 def _as_dose_array(value: object, name: str, allow_negative: bool = False) -> np.ndarray:
     """Doses as a float array; finite and (unless ``allow_negative``) >= 0 everywhere."""
-    if isinstance(value, (bool, np.bool_, str, bytes)):
+    import numpy as np
+
+    if isinstance(value, (str, bytes)) or _is_flag(value):
         raise ValueError(f"{name} must be a dose in Gy (a number or an array), got {value!r}")
     try:
         arr = np.asarray(value)
@@ -127,36 +163,56 @@ def _check_quantity(quantity: object) -> str:
     return str(quantity)
 
 
-def _out(arr: np.ndarray) -> float | np.ndarray:
-    return float(arr) if arr.ndim == 0 else arr
+def _out(doses: Doses) -> Any:
+    # Any: float for a plain number or a 0-d array, the array otherwise (callers' annotations
+    # say float | ndarray).
+    # numpy scalars (np.float64 is a float subclass) and 0-d arrays become a plain float.
+    return float(doses) if getattr(doses, "ndim", 0) == 0 else doses
+
+
+def _where(condition: Any, above: Doses, below: Doses) -> Doses:
+    """``above`` where ``condition`` holds, else ``below``: element-wise for arrays."""
+    if isinstance(condition, bool):
+        return above if condition else below
+    import numpy as np
+
+    return np.where(condition, above, below)
+
+
+def _sqrt(x: Doses) -> Doses:
+    if isinstance(x, float):
+        return math.sqrt(x)
+    import numpy as np
+
+    return np.sqrt(x)
 
 
 # -- the model, per fraction -----------------------------------------------------------------
 
-def _bed_per_fraction(d: np.ndarray, ab: float, dt: float | None) -> np.ndarray:
+def _bed_per_fraction(d: Doses, ab: float, dt: float | None) -> Doses:
     quadratic = d * (1.0 + d / ab)
     if dt is None:
         return quadratic
-    return np.where(d > dt, d * (1.0 + 2.0 * dt / ab) - dt * dt / ab, quadratic)
+    return _where(d > dt, d * (1.0 + 2.0 * dt / ab) - dt * dt / ab, quadratic)
 
 
-def _dose_per_fraction_for_bed(b: np.ndarray, ab: float, dt: float | None) -> np.ndarray:
+def _dose_per_fraction_for_bed(b: Doses, ab: float, dt: float | None) -> Doses:
     """Invert :func:`_bed_per_fraction` (b = BED per fraction, >= 0)."""
     # Root of d^2/ab + d - b = 0 written as 2b / (1 + sqrt(1 + 4b/ab)): no cancellation
     # when b/ab is small (large alpha/beta or tiny doses).
-    quadratic = 2.0 * b / (1.0 + np.sqrt(1.0 + 4.0 * b / ab))
+    quadratic = 2.0 * b / (1.0 + _sqrt(1.0 + 4.0 * b / ab))
     if dt is None:
         return quadratic
     b_transition = dt * (1.0 + dt / ab)
-    return np.where(b > b_transition, (b + dt * dt / ab) / (1.0 + 2.0 * dt / ab), quadratic)
+    return _where(b > b_transition, (b + dt * dt / ab) / (1.0 + 2.0 * dt / ab), quadratic)
 
 
 def _bed_per_gy_of_2gy_fractions(ab: float, dt: float | None) -> float:
-    return float(_bed_per_fraction(np.asarray(2.0), ab, dt)) / 2.0
+    return float(_bed_per_fraction(2.0, ab, dt)) / 2.0
 
 
 def _validated(total_dose, fractions, alpha_beta, model, dt, name="total_dose"):
-    doses = _as_dose_array(total_dose, name)
+    doses = _as_doses(total_dose, name)
     n = check_fractions(fractions)
     ab = _check_positive(alpha_beta, "alpha_beta")
     return doses, n, ab, _check_model(model, dt)
@@ -218,6 +274,8 @@ def eqd2_dvh(doses_gy: DoseLike, fractions: int, alpha_beta: float, model: str =
     the mean EQD2. For a BED DVH call :func:`bed` on the bin doses. The alpha/beta is the
     structure's, chosen by the caller.
     """
+    import numpy as np
+
     return np.atleast_1d(eqd2(_as_dose_array(doses_gy, "doses_gy"), fractions, alpha_beta,
                               model, dt))
 
@@ -230,6 +288,8 @@ def eqd2_grid(values: DoseLike, fractions: int, alpha_beta: float, model: str = 
     per fraction (voxel dose / fractions). One alpha/beta for the whole grid: to use a different
     alpha/beta per structure, convert with each and pick voxels by structure.
     """
+    import numpy as np
+
     return np.asarray(eqd2(_as_dose_array(values, "values"), fractions, alpha_beta, model, dt))
 
 
@@ -267,8 +327,9 @@ def max_total_dose(remaining_eqd2: DoseLike, fractions: int, alpha_beta: float,
     >>> round(max_total_dose(25.0, 1, 2.0), 3)   # sqrt(101) - 1
     9.05
     """
-    budget = _as_dose_array(remaining_eqd2, "remaining_eqd2", allow_negative=True)
-    return isoeffective_dose(np.maximum(budget, 0.0), fractions, alpha_beta, "EQD2", model, dt)
+    budget = _as_doses(remaining_eqd2, "remaining_eqd2", allow_negative=True)
+    clipped = max(budget, 0.0) if isinstance(budget, float) else budget.clip(min=0.0)
+    return isoeffective_dose(clipped, fractions, alpha_beta, "EQD2", model, dt)
 
 
 def max_dose_per_fraction(remaining_eqd2: DoseLike, fractions: int, alpha_beta: float,
@@ -457,7 +518,7 @@ class Scheme:
     def __post_init__(self) -> None:
         if not _is_real_scalar(self.total_gy):
             raise ValueError(f"total_gy must be one dose in Gy, got {self.total_gy!r}")
-        _as_dose_array(self.total_gy, "total_gy")
+        _as_doses(self.total_gy, "total_gy")
         check_fractions(self.fractions)
 
     @property
@@ -580,7 +641,7 @@ class Course:
     def __post_init__(self) -> None:
         if not _is_real_scalar(self.dose_gy):
             raise ValueError(f"dose_gy must be one dose in Gy, got {self.dose_gy!r}")
-        _as_dose_array(self.dose_gy, "dose_gy")
+        _as_doses(self.dose_gy, "dose_gy")
         check_fractions(self.fractions)
         object.__setattr__(self, "date", _as_date(self.date, "date"))
 

@@ -1,0 +1,95 @@
+"""Whole-process timings of rtcheck's commands beside the floors they cannot go below (issue 11).
+
+Each row is a separate process, timed from start to exit by a bare launcher (wall seconds,
+median of ``--repeat`` runs, 5 by default; see ``common.measure``):
+
+- ``python -c pass``: the interpreter's own start-up, in every row;
+- the read floor of a plan: a process that only imports pydicom (and numpy, which decoding
+  the dose needs), reads the RTPLAN, RTSTRUCT and RTDOSE and decodes the dose's pixel data;
+- ``rtcheck --help`` and ``rtcheck convert 30Gy/10 --alpha-beta 2`` (goal: < 0.15 s);
+- ``rtcheck dvh PLAN`` (goal: within 2x the read floor) and ``rtcheck check PLAN`` (goal:
+  within 1.5x) on the breast export (``../shared/validation/tps-breast-example``) and on the
+  SBRT sample plan (``sample_plans/spine-sbrt-27Gy3``).
+
+Timings on a loaded machine move by tens of percent: run it on a quiet one, and read the ratios
+(each row against its floor, measured in the same run) rather than the absolute seconds.
+Usage: ``python benchmarks/startup.py [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BREAST_DIR, READ_FLOOR, REPO, fmt, measure, median, print_table  # noqa: E402
+
+SAMPLE = REPO / "sample_plans" / "spine-sbrt-27Gy3"
+#: The facts `rtcheck check` needs on each plan (what a dosimetrist would give).
+CHECK_FACTS = {
+    "breast": ["--indication", "pain", "--site", "extraspinal"],
+    "sample": ["--indication", "pain", "--site", "spine", "--vertebral-level", "T8"],
+}
+
+
+def plan_files(folder: Path) -> list[str]:
+    """RTPLAN, RTSTRUCT, RTDOSE of a folder, by modality (read floor order)."""
+    import pydicom
+
+    by_modality: dict[str, str] = {}
+    for path in sorted(folder.glob("*.dcm")):
+        modality = str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", ""))
+        by_modality.setdefault(modality, str(path))
+    return [by_modality[m] for m in ("RTPLAN", "RTSTRUCT", "RTDOSE")]
+
+
+def timed(cmd: list[str], repeat: int, work: Path) -> tuple[float, int]:
+    """Median wall seconds of ``cmd`` over ``repeat`` runs, and its last exit code."""
+    runs = [measure(cmd, workdir=work, timeout=600) for _ in range(repeat)]
+    return median([r["seconds"] for r in runs]), runs[-1]["exit"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per row (median; 5)")
+    args = parser.parse_args(argv)
+    py = sys.executable
+    rtcheck = [py, "-m", "rtcheck"]
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+
+        def row(what: str, cmd: list[str], floor: float | None = None,
+                goal: str = "") -> float:
+            seconds, code = timed(cmd, args.repeat, work)
+            ratio = f"{seconds / floor:.2f}x" if floor else ""
+            rows.append([what, fmt(seconds, 3), ratio, goal, str(code)])
+            print(f"  {what}: {seconds:.3f} s {ratio}", flush=True)
+            return seconds
+
+        interpreter = row("python -c pass", [py, "-c", "pass"])
+        row("rtcheck --help", [*rtcheck, "--help"], interpreter, "< 0.15 s")
+        row("rtcheck convert 30Gy/10 --alpha-beta 2",
+            [*rtcheck, "convert", "30Gy/10", "--alpha-beta", "2"], interpreter, "< 0.15 s")
+        for name, folder in (("breast", BREAST_DIR), ("sample", SAMPLE)):
+            if not folder.is_dir():
+                print(f"  {name}: {folder} is missing, skipped")
+                continue
+            floor = row(f"{name}: read floor (pydicom: read RP+RS+RD, decode dose)",
+                        [py, "-c", READ_FLOOR, *plan_files(folder)])
+            row(f"{name}: rtcheck dvh", [*rtcheck, "dvh", str(folder), "--format", "json"],
+                floor, "<= 2x floor")
+            row(f"{name}: rtcheck check", [*rtcheck, "check", str(folder), *CHECK_FACTS[name],
+                                            "--format", "json"], floor, "<= 1.5x floor")
+    print()
+    print_table(["process", "median s", "vs floor", "goal", "exit"], rows, right={1, 2})
+    print("\n'vs floor': against `python -c pass` for --help/convert, against the read floor "
+          "for dvh/check (rtcheck check exits 1/3/5 by verdict, not an error).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
