@@ -21,7 +21,7 @@ UIDs (fast), not by sampling the dose of every plan.
 
 The archive builders (:func:`rtcheck.synthetic.build_archive`,
 :func:`~rtcheck.synthetic.write_spine_plan`, :data:`~rtcheck.synthetic.FACTS`) live in
-:mod:`rtcheck.synthetic`, where the batch tests (``tests/support``) import them too.
+``tests/support/synthetic.py``, where the batch tests import them too.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# The archive builders live in rtcheck.synthetic, shared with the batch tests (tests/support).
-from rtcheck.synthetic import FACTS, build_archive
+# The archive builders are test support (tests/support/synthetic.py, shared with the batch
+# tests), not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.synthetic import FACTS, build_archive  # noqa: E402
 
 
 def _high_water_kb(pid: int) -> int:

@@ -60,11 +60,13 @@ import numpy as np
 import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the synthetic phantoms are test support (tests/support), not part of the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import common  # noqa: E402
-from common import READ_FLOOR, fmt, measure, print_table  # noqa: E402
 import dicompyler_env  # noqa: E402
-from rtcheck import synthetic as S  # noqa: E402
+from common import READ_FLOOR, fmt, measure, print_table  # noqa: E402
+from support import synthetic as S  # noqa: E402
 
 #: Dose voxels (x, y, z) at scale 1; the grid step (mm); the contour plane step (mm).
 GRID = (250, 200, 200)

@@ -26,11 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pydicom  # noqa: E402
-
 import common  # noqa: E402
-from common import METRICS, NelmsRow, fmt, print_table  # noqa: E402
 import dicompyler_env  # noqa: E402
+import pydicom  # noqa: E402
+from common import METRICS, NelmsRow, fmt, print_table  # noqa: E402
 
 #: dicompyler-core's interpolated mode: dose resampled in-plane to a quarter of its pixel
 #: spacing (it must be spacing / 2^n), two extra structure planes between contour planes,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO as ROOT, fmt, print_table, rtcheck_job  # noqa: E402
+from common import REPO as ROOT  # noqa: E402
+from common import fmt, print_table, rtcheck_job
 from dicompyler_env import run_jobs, try_env  # noqa: E402
 
 PLAN = ROOT / "sample_plans" / "spine-sbrt-27Gy3"

@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import fmt, print_table  # noqa: E402
 import dicompyler_env  # noqa: E402
+from common import fmt, print_table  # noqa: E402
 
 GOAL = 20.0
 

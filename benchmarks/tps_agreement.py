@@ -1,7 +1,7 @@
 """rtcheck and dicompyler-core against the planning system's own DVHs (breast export).
 
 The breast RTDOSE carries the planning system's cumulative DVHs (DVHSequence, 9 ROIs), read
-with :func:`rtcheck.tps_dvh.read_tps_dvhs`. From each curve:
+with :func:`rtcheck.dicom.tps_dvh.read_tps_dvhs`. From each curve:
 
 - volume: the curve's first value (cc);
 - Dmean: the integral of the cumulative curve over dose divided by the volume;
@@ -30,12 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pydicom  # noqa: E402
-
 import common  # noqa: E402
-from common import fmt, print_table  # noqa: E402
 import dicompyler_env  # noqa: E402
-from rtcheck.tps_dvh import read_tps_dvhs  # noqa: E402
+import pydicom  # noqa: E402
+from common import fmt, print_table  # noqa: E402
+
+from rtcheck.dicom.tps_dvh import read_tps_dvhs  # noqa: E402
 
 COMPARED = (("volume_cc", "volume", "cc"), ("dmean", "Dmean", "Gy"), ("dmax", "Dmax", "Gy"),
             ("dmin", "Dmin", "Gy"))

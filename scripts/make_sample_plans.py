@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
-from rtcheck import synthetic as syn
+# the phantom builders are test support (tests/support), not part of the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import synthetic as syn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 XY_STEP, Z_STEP = 0.05, 1.0  # dense-sampling cell (mm) for volume metrics

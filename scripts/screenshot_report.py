@@ -54,7 +54,9 @@ def dose_gy(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 def write_fallback_plan(folder: Path) -> Path:
     """A synthetic spine SBRT plan, 27 Gy in 3 fractions, as RTPLAN/RTSTRUCT/RTDOSE files."""
-    from rtcheck import synthetic as syn
+    # the phantom builders are test support (tests/support), not in the installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support import synthetic as syn
 
     folder.mkdir(parents=True, exist_ok=True)
     who = {"patient_id": "SAMPLE-0001", "patient_name": "Sample^Spine"}

@@ -13,8 +13,8 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 from pydicom.data import get_testdata_file
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.cli import main
 from rtcheck.dicom import load_plan, read_dose, read_plan, read_structure_set
 from rtcheck.errors import InputError

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from support.batch import crashing_check, facts_file, make_plan, raising_check
+from support.synthetic import CORD_DMAX_GY, FACTS
 
 from rtcheck import batch as B
 from rtcheck.cli import main
 from rtcheck.errors import InputError
-from rtcheck.synthetic import CORD_DMAX_GY, FACTS
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -94,7 +94,8 @@ def test_discovery_groups_and_reports_every_problem(corrupt_archive):
 
 def test_discovery_on_worker_processes_finds_the_same(corrupt_archive, monkeypatch):
     root, _ = corrupt_archive
-    monkeypatch.setattr(B, "SCAN_CHUNK", 4)  # several chunks for this small archive
+    # several chunks for this small archive (read where discover() splits the files)
+    monkeypatch.setattr("rtcheck.batch.discovery.SCAN_CHUNK", 4)
     serial, parallel = B.discover(root), B.discover(root, jobs=2)
     assert parallel.groups == serial.groups
     assert parallel.bad_files == serial.bad_files

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from rtcheck.synthetic import build_archive
+from support.synthetic import build_archive
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 

@@ -14,8 +14,8 @@ One test (or a few) per class of defect, never per example:
 Slow or poisoned plans are made by test code only: a worker function of this module
 (worker processes import it by name), or, for the command run as a separate process, a
 plugin module that the fork server preloads (``rtcheck.batch.WORKER_PRELOAD``) and that
-monkeypatches ``rtcheck.batch._evaluate`` in every worker. The runtime package has no hook
-for tests.
+monkeypatches ``rtcheck.batch.checking._evaluate`` (what ``check_one`` calls) in every
+worker. The runtime package has no hook for tests.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from click.testing import CliRunner
 from support.batch import facts_file, make_plan
 
 from rtcheck import batch as B
+from rtcheck.batch import checking
 from rtcheck.cli import main
 from rtcheck.errors import InputError
 
@@ -88,7 +89,7 @@ def nonfinite_check(task: B.PlanTask) -> dict:
 
 def exotic_check(task: B.PlanTask) -> dict:
     """check_one with a checker that fails, for real, with the exception the label names."""
-    real = B._evaluate
+    real = checking._evaluate
 
     def evaluate(t: B.PlanTask) -> dict:
         label = t.group.plan_label
@@ -104,11 +105,11 @@ def exotic_check(task: B.PlanTask) -> dict:
             sys.exit(3)
         return real(t)
 
-    B._evaluate = evaluate
+    checking._evaluate = evaluate
     try:
         return B.check_one(task)
     finally:
-        B._evaluate = real
+        checking._evaluate = real
 
 
 def garbage_check(task: B.PlanTask):
@@ -139,12 +140,12 @@ def echo_worker(task: B.PlanTask) -> dict:
 
 
 # The plugin the fork server preloads for the command run as its own process: it patches
-# rtcheck.batch._evaluate in every worker (test code only; see the module docstring).
+# rtcheck.batch.checking._evaluate in every worker (test code only; see the module docstring).
 PLUGIN = textwrap.dedent('''
     import math, os, time
-    import rtcheck.batch as B
+    import rtcheck.batch.checking as C
 
-    _real = B._evaluate
+    _real = C._evaluate
 
     def _evaluate(task):
         label = task.group.plan_label
@@ -161,7 +162,7 @@ PLUGIN = textwrap.dedent('''
                                     "value": 1e200 * 1e200, "limit": math.nan})
         return out
 
-    B._evaluate = _evaluate
+    C._evaluate = _evaluate
 ''')
 RUN_WITH_PLUGIN = ("import rtcheck.batch as B; B.WORKER_PRELOAD.append('rtcheck_test_plugin'); "
                    "import rtcheck_test_plugin; from rtcheck.cli import main; main()")
@@ -387,9 +388,9 @@ def test_a_hanging_plan_times_out_its_worker_is_replaced(tmp_path):
     assert summary.exit_code == B.EXIT_ERROR
     pid = int(Path(hang["plan"]).with_name("worker.pid").read_text())
     deadline = time.monotonic() + 10
-    while B._alive(pid) and time.monotonic() < deadline:
+    while B.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not B._alive(pid), "the hung worker process was not killed"
+    assert not B.alive(pid), "the hung worker process was not killed"
 
 
 def test_local_pool_replaces_workers_after_max_tasks():
@@ -461,7 +462,7 @@ def test_missing_output_folder_is_one_line_before_any_work(tmp_path, monkeypatch
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the output was checked")
 
-    monkeypatch.setattr(B, "discover", no_work)
+    monkeypatch.setattr("rtcheck.batch.run.discover", no_work)  # where run_batch finds it
     monkeypatch.setattr("rtcheck.cli.check.load_from_cli", no_work)
     monkeypatch.setattr("rtcheck.cli.dvh.load_from_cli", no_work)
     runner = CliRunner()

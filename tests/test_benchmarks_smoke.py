@@ -7,7 +7,7 @@ scripts at a tiny scale.
 
 This is the one test module that loads benchmark code: it smoke-tests the benchmarks
 themselves. Every other test module imports neither benchmarks/ nor another test module
-(issue 11): shared builders live in rtcheck.synthetic or tests/support, shared fixtures in
+(issue 11): shared builders live in support.synthetic or tests/support, shared fixtures in
 tests/conftest.py (checked by test_tests_import_neither_benchmarks_nor_each_other).
 """
 
@@ -103,7 +103,7 @@ def test_large_plan_benchmark_runs_at_tiny_scale(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# benchmarks/batch.py, at a tiny scale (its archive builders live in rtcheck.synthetic).
+# benchmarks/batch.py, at a tiny scale (its archive builders live in support.synthetic).
 # --------------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from support.protocols import TG101
+from support.synthetic import cylinder
 
 from rtcheck.checker import PriorCourse, check, parse_prior_summary
 from rtcheck.checker import findings as F
@@ -39,7 +40,6 @@ from rtcheck.model import (
     StructureSet,
 )
 from rtcheck.radiobiology import bed, eqd2
-from rtcheck.synthetic import cylinder
 
 AXIS = np.arange(-40.0, 40.01, 2.0)  # dose grid: -40..40 mm, 2 mm voxels, on x, y and z
 CORD = (0.0, -20.0, 5.0, -20.0, 20.0)  # cx, cy, r, z0, z1: 3.3 cc, where y < 0
@@ -1092,7 +1092,7 @@ def write_dicom_plan(folder, *, label, fractions, rx, cord_gy, ptv_gy, date, see
                      cord_name="SpinalCord"):
     """RTPLAN + RTSTRUCT + RTDOSE files: a PTV at y = 0 (``ptv_gy`` where y < 12 mm) and a cord
     at y = 25 mm (``cord_gy`` where y > 12 mm, a uniform region around the whole cord)."""
-    from rtcheck import synthetic as syn
+    from support import synthetic as syn
 
     folder.mkdir(parents=True, exist_ok=True)
     frame = syn.make_uid(seed, "frame")
@@ -1136,7 +1136,8 @@ def test_cli_on_dicom_reirradiation_pair(tmp_path):
     assert got["reirradiation.course-cord-eqd2"][1] == pytest.approx(18.0, abs=1e-3)
     assert got["reirradiation.course-share"][1] == pytest.approx(18 / 57.525, abs=1e-4)
     assert got["reirradiation.interval"][1] == pytest.approx(6 + 17 / 30, abs=1e-4)
-    assert set(got) == {"fractionation.reirradiation", "sbrt-range.spine", *REIRR}
+    assert set(got) == {"fractionation.reirradiation", "sbrt-range.spine", *REIRR,
+                        "case.sbrt.relative.tumour_cord_distance"}  # measured on the contours
     assert {s for s, _ in got.values()} == {"PASS"}
     assert {f["stands_for"] for f in doc["findings"] if f["rule"] in REIRR[:3]} == {"thecal_sac"}
     skips = {s["rule"]: s["code"] for s in doc["skipped"]}

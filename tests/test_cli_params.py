@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.cli import main
 from rtcheck.cli.common import (
     MetricType,
@@ -24,9 +24,9 @@ from rtcheck.cli.common import (
     RoleValueType,
     SchemeType,
     VertebralLevelType,
-    atomic_path,
     write_text_atomic,
 )
+from rtcheck.files import atomic_path
 
 FRAME = syn.make_uid("cli-params", "frame")
 ZS = syn.planes(-6, 6, 3)
@@ -269,7 +269,7 @@ def test_output_is_written_whole(case, tmp_path):
 
 def test_interrupted_plot_leaves_the_old_file(case, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from rtcheck import plotting
+    from rtcheck.report import plots as plotting
 
     target = tmp_path / "dvh.png"
     target.write_bytes(b"old plot")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.cli import main
 
 NAME = "ZYXWAB^QUUXLEY^MORTIMER"
@@ -507,9 +507,9 @@ def batch_run(archive, tmp_path_factory):
     """Every plan of the patient's folder checked as a batch does, each record
     de-identified as the batch must write it; the summary and progress lines too."""
     from rtcheck import batch as B
+    from rtcheck.batch.html_reports import batch_worker
     from rtcheck.report import (
         batch_deidentifier,
-        batch_worker,
         deidentified_progress_label,
         scrub_record,
     )

@@ -1,7 +1,7 @@
 """Reading and pairing DICOM-RT objects (rtcheck.dicom, rtcheck.dose).
 
 Truth comes from outside the reader: the published facts of the breast export (its README),
-pydicom's own pixel decoding, analytical dose fields written by rtcheck.synthetic (linear
+pydicom's own pixel decoding, analytical dose fields written by support.synthetic (linear
 fields, which trilinear interpolation reproduces exactly), and DICOM's geometry formulas
 applied by hand.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.dicom import (
     group_plans,
     load_plan,

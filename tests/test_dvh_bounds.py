@@ -22,7 +22,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from rtcheck import dvh as dvh_mod
 from rtcheck.dvh import (
     MAX_BINS,
     DVHInputError,
@@ -30,6 +29,7 @@ from rtcheck.dvh import (
     compute_dvhs,
     compute_union_dvh,
     even_odd_area,
+    limits,
 )
 from rtcheck.errors import InputError
 from rtcheck.model import Contour, DoseGrid, Structure
@@ -231,10 +231,10 @@ def test_work_caps_hold_when_lowered(monkeypatch):
     s = on_planes(circle(30), np.arange(-30, 30.1, 2.0))
     dose = linear_grid((0.05, 0.1, 0.2), 20.0)
     ref = compute_dvh(s, dose)
-    monkeypatch.setattr(dvh_mod, "MAX_SAMPLE_PAIRS", 20_000)
-    monkeypatch.setattr(dvh_mod, "MAX_BOUNDARY_PAIRS", 5_000)
-    monkeypatch.setattr(dvh_mod, "CHUNK_PAIRS", 1_000)
-    monkeypatch.setattr(dvh_mod, "GROUP_EDGES", 2_000)
+    monkeypatch.setattr(limits, "MAX_SAMPLE_PAIRS", 20_000)
+    monkeypatch.setattr(limits, "MAX_BOUNDARY_PAIRS", 5_000)
+    monkeypatch.setattr(limits, "CHUNK_PAIRS", 1_000)
+    monkeypatch.setattr(limits, "GROUP_EDGES", 2_000)
     low = compute_dvh(s, dose)
     assert low.step_mm > ref.step_mm
     assert any("sampled every" in w for w in low.warnings)
@@ -251,7 +251,7 @@ def test_grouped_planes_give_the_same_dvh(monkeypatch):
     s = on_planes(circle(25, 720), np.arange(-30, 30.1, 1.0))
     dose = linear_grid((0.05, 0.1, 0.2), 20.0)
     ref = compute_dvh(s, dose)
-    monkeypatch.setattr(dvh_mod, "GROUP_EDGES", 3_000)
+    monkeypatch.setattr(limits, "GROUP_EDGES", 3_000)
     grouped = compute_dvh(s, dose)
     assert grouped.dmax == ref.dmax and grouped.dmin == ref.dmin
     assert grouped.dmean == pytest.approx(ref.dmean, rel=1e-12)

@@ -1,7 +1,7 @@
 """The DVH engine on the bundled SBRT sample: a cord 4 mm behind the PTV, in a steep fall-off.
 
 Truth: ``sample_plans/README.md``, "interpolated grid" column, computed by the sample generator
-(rtcheck.synthetic) from a 0.1 mm lattice over the contour polygons and the trilinear
+(support.synthetic) from a 0.1 mm lattice over the contour polygons and the trilinear
 interpolation of the stored grid: a calculation that shares no code with rtcheck.dvh.
 This is the near-maximum that decides an SBRT cord verdict.
 """

@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.cli import main
 from rtcheck.dicom import check_dose_plausibility, load_plan, read_dose
 from rtcheck.errors import InputError

@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.cli import main
 from rtcheck.dicom import load_plan, read_structure_set
 from rtcheck.model import Contour, Structure, StructureSet

@@ -9,9 +9,10 @@ rectilinear grid).
 
 What is compared:
 
-* the DVH engine's interpolator (``rtcheck.dvh._Interpolator``), through the paths the engine
-  uses: ``xy_weights`` + ``at_faces`` (both of its layouts: slabs of similar thickness, and
-  slabs of very different thicknesses crossing many dose planes) and ``nodes_at_faces``;
+* the DVH engine's interpolator (``rtcheck.dvh.interpolate.Interpolator``), through the
+  paths the engine uses: ``xy_weights`` + ``at_faces`` (both of its layouts: slabs of similar
+  thickness, and slabs of very different thicknesses crossing many dose planes) and
+  ``nodes_at_faces``;
 * the resampling used to sum dose grids (``rtcheck.dose.resample``);
 
 at seeded random points inside the grid, at grid nodes, on the grid's outer faces and on the
@@ -26,7 +27,8 @@ import pytest
 from scipy import interpolate  # a dependency, so no importorskip: missing, it must fail
 
 from rtcheck.dose import resample
-from rtcheck.dvh import _Faces, _Interpolator, compute_dvh
+from rtcheck.dvh import compute_dvh
+from rtcheck.dvh.interpolate import Faces, Interpolator
 from rtcheck.model import Contour, DoseGrid, Structure
 
 RTOL = 1e-9
@@ -85,17 +87,17 @@ def special_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(zs)
 
 
-def engine_values(interp: _Interpolator, x, y, z_lo, z_hi):
+def engine_values(interp: Interpolator, x, y, z_lo, z_hi):
     """The engine's trilinear dose at every face of slabs [z_lo, z_hi] over points (x, y):
-    (point index, face z, value), as ``_sample_structure`` computes them."""
-    faces = _Faces(z_lo, z_hi, interp)
+    (point index, face z, value), as ``rtcheck.dvh.engine.sample_structure`` computes them."""
+    faces = Faces(z_lo, z_hi, interp)
     corners, weights = interp.xy_weights(x, y)
     point, face, values = interp.at_faces(corners, weights, np.arange(x.size), faces)
     assert faces.ok[face].all()
     return point, faces.z[face], values, faces
 
 
-def rectangle_layout(faces: _Faces, n: int) -> bool:
+def rectangle_layout(faces: Faces, n: int) -> bool:
     """Which of at_faces's two layouts it uses (its own test, restated)."""
     count = faces.frames[np.arange(n)]
     return int(count.max()) * n <= 2 * int(count.sum()) + 1024
@@ -103,7 +105,7 @@ def rectangle_layout(faces: _Faces, n: int) -> bool:
 
 def test_engine_at_random_points(grid):
     dose, ref, field = grid
-    interp = _Interpolator(dose)
+    interp = Interpolator(dose)
     x, y, z = random_points(20_000, seed=2026)
     # Zero-thickness slabs: both faces at the point itself.
     point, fz, got, faces = engine_values(interp, x, y, z, z)
@@ -117,7 +119,7 @@ def test_engine_at_random_points(grid):
 
 def test_engine_at_nodes_faces_and_dose_planes(grid):
     dose, ref, _ = grid
-    interp = _Interpolator(dose)
+    interp = Interpolator(dose)
     x, y, z = special_points()
     point, fz, got, _ = engine_values(interp, x, y, z, z)
     want = ref(np.column_stack([fz, y[point], x[point]]))
@@ -133,7 +135,7 @@ def test_engine_on_thick_slabs_crossing_dose_planes(grid):
     """Slabs of very different thicknesses (at_faces's second layout): every face, including
     the dose planes inside a slab, against scipy."""
     dose, ref, _ = grid
-    interp = _Interpolator(dose)
+    interp = Interpolator(dose)
     rng = np.random.default_rng(99)
     n = 5_000
     x, y, _ = random_points(n, seed=5)
@@ -150,13 +152,13 @@ def test_engine_on_thick_slabs_crossing_dose_planes(grid):
 
 def test_engine_nodes_at_faces(grid):
     dose, ref, _ = grid
-    interp = _Interpolator(dose)
+    interp = Interpolator(dose)
     rng = np.random.default_rng(3)
     n = 2_000
     flat = rng.integers(0, X.size * Y.size, n)  # in-plane node (j * nx + i)
     z_lo = rng.uniform(Z[0], Z[-1], n)
     z_hi = np.minimum(z_lo + rng.uniform(0.0, 12.0, n), Z[-1])
-    faces = _Faces(z_lo, z_hi, interp)
+    faces = Faces(z_lo, z_hi, interp)
     point, face = faces.pairs(np.arange(n))
     got = interp.nodes_at_faces(flat, point, face, faces)
     j, i = np.divmod(flat[point], X.size)

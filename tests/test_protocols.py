@@ -41,12 +41,13 @@ def tg101():
 # ---------------------------------------------------------------------------- shipped files
 
 
-def test_shipped_protocols_are_the_referential_and_tg101():
-    assert [p.id for p in shipped_protocols()] == ["bone-metastases-2026", "tg101"]
+def test_shipped_protocols_are_the_referential_its_case_checks_and_tg101():
+    assert [p.id for p in shipped_protocols()] == ["bone-metastases-2026",
+                                                   "bone-metastases-case-2026", "tg101"]
     assert all(p.shipped for p in shipped_protocols())
 
 
-@pytest.mark.parametrize("pid", ["bone-metastases-2026", "tg101"])
+@pytest.mark.parametrize("pid", ["bone-metastases-2026", "bone-metastases-case-2026", "tg101"])
 def test_every_shipped_rule_is_sourced_and_states_its_radiobiology(pid):
     proto = load_protocol(pid)
     assert proto.source and proto.title and proto.version
@@ -299,7 +300,7 @@ def test_load_by_id_stem_and_path(bone):
 
 
 def test_unknown_protocol_names_the_shipped_ones():
-    with pytest.raises(InputError, match="shipped protocols: bone-metastases-2026, tg101"):
+    with pytest.raises(InputError, match="shipped protocols: bone-metastases-2026, bone-metastases-case-2026, tg101"):
         load_protocol("nope")
 
 
@@ -502,7 +503,7 @@ def test_cli_list_json():
     result = CliRunner().invoke(main, ["protocols", "--format", "json"])
     data = json.loads(result.output)
     ids = [p["id"] for p in data["protocols"]]
-    assert ids == ["bone-metastases-2026", "tg101"]
+    assert ids == ["bone-metastases-2026", "bone-metastases-case-2026", "tg101"]
     rule = {r["id"]: r for r in data["protocols"][0]["rules"]}["reirradiation.course-cord-eqd2"]
     assert rule["alpha_beta"] == 2.0 and rule["model"] == "LQ" and rule["role"] == "thecal_sac"
 

@@ -214,7 +214,7 @@ def test_failures_come_first(result, dvhs):
 def test_text_is_escaped(result, dvhs):
     doc = render(result, dvhs)
     assert "<script>alert" not in doc
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co" in doc
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co" in doc
     scripts = re.findall(r"<script\b[^>]*>", doc)
     assert scripts == ['<script type="application/json" id="rtcheck-result">']
     embedded = re.search(r'id="rtcheck-result">(.*?)</script>', doc, re.S).group(1)
@@ -266,7 +266,7 @@ def test_deidentify_any_document():
 
 
 def test_limit_markers_at_their_points():
-    from rtcheck.plotting import limit_markers
+    from rtcheck.report.plots import limit_markers
 
     cord = uniform_dvh("Cord", 10.0, 0.0, 20.0)
     fs = [
@@ -288,7 +288,7 @@ def test_limit_markers_at_their_points():
 
 
 def test_reirradiation_items_only_from_evaluated_findings():
-    from rtcheck.plotting import reirradiation_items
+    from rtcheck.report.plots import reirradiation_items
 
     fs = reirradiation_findings()
     items = {i.rule: i for i in reirradiation_items(fs)}
@@ -343,7 +343,7 @@ def test_batch_index_sorted_by_verdict_and_links_local():
 
 
 def test_save_dvh_plot_png(tmp_path, dvhs):
-    from rtcheck.plotting import save_dvh_plot
+    from rtcheck.report.plots import save_dvh_plot
 
     out = tmp_path / "dvh.png"
     save_dvh_plot(dvhs, str(out), title="test")
@@ -351,7 +351,7 @@ def test_save_dvh_plot_png(tmp_path, dvhs):
 
 
 def test_importing_report_does_not_import_matplotlib():
-    code = ("import sys, rtcheck.report, rtcheck.plotting, rtcheck.cli; "
+    code = ("import sys, rtcheck.report, rtcheck.report.plots, rtcheck.cli; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -446,7 +446,7 @@ def test_reirradiation_figure_legend_inside_the_image():
     """The saved image holds the whole legend: every artist's extent lies inside it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from rtcheck.plotting import reirradiation_figure, reirradiation_items
+    from rtcheck.report.plots import reirradiation_figure, reirradiation_items
 
     fig = reirradiation_figure(reirradiation_items(reirradiation_findings()))
     canvas = FigureCanvasAgg(fig)
@@ -503,14 +503,16 @@ def test_review_verdict_notes_and_stand_ins(result, dvhs):
 def test_status_column_fits_not_evaluated():
     """The findings table is fixed-layout: the status column must hold "? NOT EVALUATED"
     on at most two lines (it may wrap between the words, never inside one)."""
-    from rtcheck.report import CSS, FINDINGS_COLUMNS
+    from rtcheck.report import FINDINGS_COLUMNS, stylesheet
+
+    css = stylesheet()
 
     assert sum(FINDINGS_COLUMNS) == 100
     status_pct = FINDINGS_COLUMNS[6]
     # the page's content is at most 1150 - 2 x 14 px wide; "EVALUATED" in bold 14 px is
     # about 80 px, plus padding 2 x 6 px and the 5 px border
     assert status_pct / 100 * (1150 - 28) >= 80 + 12 + 5
-    assert "table.findings td.status { white-space: normal" in CSS
+    assert "table.findings td.status { white-space: normal" in css
 
 
 def test_render_check_report_of_a_loaded_plan(result, tmp_path):
@@ -542,7 +544,7 @@ def test_render_check_report_of_a_loaded_plan(result, tmp_path):
 @pytest.fixture(scope="module")
 def dicom_plan(tmp_path_factory) -> Path:
     """A synthetic spine SBRT plan (27 Gy/3) as DICOM files, with a known patient identity."""
-    from rtcheck import synthetic as syn
+    from support import synthetic as syn
 
     folder = tmp_path_factory.mktemp("plan")
     who = {"patient_id": PATIENT_ID, "patient_name": PATIENT_NAME}

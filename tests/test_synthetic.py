@@ -1,4 +1,4 @@
-"""rtcheck.synthetic: the synthetic DICOM-RT builders round-trip through pydicom.dcmread.
+"""support.synthetic: the synthetic DICOM-RT builders round-trip through pydicom.dcmread.
 
 Truth is independent of the builders: voxel positions are recomputed here from the stored
 ImagePositionPatient, ImageOrientationPatient, PixelSpacing and GridFrameOffsetVector with the
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-
-from rtcheck import synthetic as syn
+from support import synthetic as syn
 
 
 def _roundtrip(ds, tmp_path, name="x.dcm"):

@@ -1,4 +1,4 @@
-"""rtcheck.tps_dvh: the planning system's DVHs read from an RTDOSE DVHSequence.
+"""rtcheck.dicom.tps_dvh: the planning system's DVHs read from an RTDOSE DVHSequence.
 
 Synthetic DVHs are built from closed-form dose distributions (dose uniformly spread between
 2 and 8 Gy over 60 cc: mean 5 Gy, min 2 Gy, max 8 Gy); the breast export is checked against
@@ -13,8 +13,8 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from rtcheck.dicom.tps_dvh import read_tps_dvhs
 from rtcheck.errors import InputError
-from rtcheck.tps_dvh import read_tps_dvhs
 
 VOLUME, D_LO, D_HI = 60.0, 2.0, 8.0  # uniform dose between D_LO and D_HI over VOLUME cc
 

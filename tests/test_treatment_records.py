@@ -14,8 +14,8 @@ from pathlib import Path
 import pydicom
 import pytest
 from click.testing import CliRunner
+from support import synthetic as syn
 
-from rtcheck import synthetic as syn
 from rtcheck.dicom import group_plans, load_plan, scan
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData

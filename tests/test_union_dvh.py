@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 import pytest
+from support.synthetic import cylinder, rectangle
 
 from rtcheck.dvh import compute_dvh, compute_union_dvh
 from rtcheck.model import Contour, DoseGrid, Structure
-from rtcheck.synthetic import cylinder, rectangle
 
 ZS = np.arange(-10.0, 10.01, 2.0)  # planes; slabs reach -11..11 mm: 22 mm tall
 HEIGHT = 22.0

@@ -15,6 +15,7 @@ import datetime as dt
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from support.synthetic import cylinder
 
 from rtcheck.checker import check
 from rtcheck.checker import findings as F
@@ -29,7 +30,6 @@ from rtcheck.model import (
     Structure,
     StructureSet,
 )
-from rtcheck.synthetic import cylinder
 
 AXIS = np.arange(-40.0, 40.01, 2.0)
 CORD = (0.0, -20.0, 4.0, -30.0, 30.0)

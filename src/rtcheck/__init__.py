@@ -20,6 +20,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Contour", "DoseGrid", "FractionGroup", "Plan", "PlanData", "Structure",
                      "StructureSet"), "rtcheck.model"),
     **dict.fromkeys(("CheckResult", "Finding", "check"), "rtcheck.checker"),
+    **dict.fromkeys(("CaseFacts", "load_case"), "rtcheck.case"),
+    **dict.fromkeys(("Budget", "remaining_dose"), "rtcheck.checker.budget"),
     **dict.fromkeys(("Protocol", "Rule", "load_protocol", "shipped_protocols"),
                     "rtcheck.rules.protocols"),
     **dict.fromkeys(("RoleMap", "RoleMatch", "match_roles"), "rtcheck.rules.roles"),
@@ -34,7 +36,9 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
+    from rtcheck.case import CaseFacts, load_case
     from rtcheck.checker import CheckResult, Finding, check
+    from rtcheck.checker.budget import Budget, remaining_dose
     from rtcheck.dicom import load_plan, read_dose, read_plan, read_structure_set
     from rtcheck.errors import InputError, MetricError, RTCheckError
     from rtcheck.model import (
@@ -87,6 +91,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CaseFacts",
     "CheckResult",
     "Contour",
     "Course",
@@ -108,6 +113,8 @@ __all__ = [
     "StructureSet",
     "__version__",
     "check",
+    "Budget",
+    "remaining_dose",
     "deidentify",
     "accumulate_courses",
     "alpha_beta_sensitivity",
@@ -116,6 +123,7 @@ __all__ = [
     "eqd2_dvh",
     "eqd2_grid",
     "isoeffective_dose",
+    "load_case",
     "load_plan",
     "load_protocol",
     "match_roles",

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydicom.dataset import Dataset
 
-from rtcheck.errors import InputError
-from rtcheck.model import DoseGrid
+from rtcheck.errors import InputError, short_message
+from rtcheck.model import MAX_COORDINATE_MM, DoseGrid
 
 #: Direction cosines closer than this to 0 or +-1 count as exactly axis-aligned.
 COSINE_TOLERANCE = 1e-4
@@ -32,8 +32,6 @@ COSINE_TOLERANCE = 1e-4
 ORTHONORMAL_TOLERANCE = 1e-3
 #: Voxel-centre positions closer than this (mm) are the same position.
 POSITION_TOLERANCE_MM = 1e-3
-#: No patient coordinate is 100 m from the origin: beyond this (mm) a position is corrupt.
-MAX_COORDINATE_MM = 1e5
 #: The largest dose value (in DoseUnits) accepted in a grid. External-beam courses stay below
 #: ~100 Gy (hot spots of SRS plans prescribed to the 30 % isodose, ~80 Gy); brachytherapy grids
 #: reach a few hundred to a few thousand Gy next to a source; a whole-course grid written in
@@ -119,18 +117,13 @@ def dose_grid_from_dataset(ds: Dataset, path: str | os.PathLike | None = None) -
 # Attributes
 # --------------------------------------------------------------------------------------
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
-
-
 def _attribute(ds: Dataset, keyword: str, where: str | None, owner: str = "RTDOSE"):
     """``ds.get(keyword)``, with a value pydicom cannot decode (wrong VR, unknown VR after a
     corrupted byte, bad length) turned into an InputError naming the attribute."""
     try:
         return ds.get(keyword)
     except Exception as exc:  # pydicom raises many types on undecodable values
-        raise InputError(f"{owner} {keyword} is unreadable ({_short(exc)})", where) from exc
+        raise InputError(f"{owner} {keyword} is unreadable ({short_message(exc)})", where) from exc
 
 
 def _attribute_text(ds: Dataset, keyword: str, where: str | None, owner: str = "RTDOSE") -> str:
@@ -324,8 +317,7 @@ class _GridAxes:
         # Positions along each stored array axis, in the order pixels are stored.
         along_cols = ipp[col_axis] + col_sign * spacing[1] * np.arange(cols)
         along_rows = ipp[row_axis] + row_sign * spacing[0] * np.arange(rows)
-        z = offsets.absolute if offsets.absolute is not None else (
-            ipp[2] + normal_sign * offsets.relative)
+        z = offsets.z(ipp[2], normal_sign)
 
         self.transpose = col_axis == 1  # decubitus: rows run along x, columns along y
         self.flip_cols, self.flip_rows = col_sign < 0, row_sign < 0
@@ -363,9 +355,18 @@ class _GridAxes:
 
 
 class _Offsets:
+    """GridFrameOffsetVector read as offsets from the first frame, or as absolute z."""
+
     def __init__(self, relative: np.ndarray | None = None,
                  absolute: np.ndarray | None = None) -> None:
         self.relative, self.absolute = relative, absolute
+
+    def z(self, first_z: float, normal_sign: int) -> np.ndarray:
+        """Patient z of every frame (the first frame at ``first_z``)."""
+        if self.absolute is not None:
+            return self.absolute
+        assert self.relative is not None  # one of the two is always set
+        return first_z + normal_sign * self.relative
 
 
 def _frame_offsets(ds: Dataset, nframes: int, ipp_z: float, iop: list[float],
@@ -426,9 +427,9 @@ def _stored_values(ds: Dataset, nframes: int, rows: int, cols: int,
     """Stored pixel values, shape (frames, rows, columns), without copying when possible."""
     count = nframes * rows * cols
     if "PixelData" not in ds:
-        for keyword, dtype in (("FloatPixelData", "f4"), ("DoubleFloatPixelData", "f8")):
+        for keyword, float_code in (("FloatPixelData", "f4"), ("DoubleFloatPixelData", "f8")):
             if keyword in ds:
-                return _from_buffer(ds, _attribute(ds, keyword, where), np.dtype(dtype), count,
+                return _from_buffer(ds, _attribute(ds, keyword, where), np.dtype(float_code), count,
                                     (nframes, rows, cols), where)
         raise InputError("RTDOSE has no pixel data (no dose grid)", where)
     samples = parse_count(_attribute(ds, "SamplesPerPixel", where), "SamplesPerPixel", where)

@@ -32,3 +32,10 @@ class InputError(RTCheckError):
 
 class MetricError(RTCheckError, ValueError):
     """A DVH metric name that cannot be parsed (e.g. ``D95``: missing unit)."""
+
+
+def short_message(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), at most 200 characters:
+    what a one-line error quotes of a library's exception."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

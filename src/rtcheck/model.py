@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: No patient coordinate is 100 m from the origin: a dose position or contour point beyond this
+#: (mm) is corrupt (the RTDOSE and RTSTRUCT readers both refuse it).
+MAX_COORDINATE_MM = 1e5
+
 
 @dataclass
 class DoseGrid:
@@ -84,7 +88,7 @@ class DoseGrid:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.values.shape)  # type: ignore[return-value]
+        return tuple(self.values.shape)
 
 
 @dataclass

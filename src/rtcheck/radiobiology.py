@@ -51,7 +51,7 @@ import numbers
 import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union, overload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +101,8 @@ def check_fractions(fractions: object, name: str = "fractions") -> int:
 
 def _check_positive(value: object, name: str) -> float:
     """A finite scalar > 0 (alpha/beta, dt)."""
-    if not _is_real_scalar(value) or not math.isfinite(value) or value <= 0:
+    if not isinstance(value, numbers.Real) or _is_flag(value) or not math.isfinite(value) \
+            or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0 Gy, got {value!r}")
     return float(value)
 
@@ -220,6 +221,16 @@ def _validated(total_dose, fractions, alpha_beta, model, dt, name="total_dose"):
 
 # -- forward conversion ----------------------------------------------------------------------
 
+@overload
+def bed(total_dose: float, fractions: int, alpha_beta: float, model: str = ...,
+        dt: float | None = ...) -> float: ...
+
+
+@overload
+def bed(total_dose: np.ndarray | Sequence[float], fractions: int, alpha_beta: float, model: str = ...,
+        dt: float | None = ...) -> np.ndarray: ...
+
+
 def bed(total_dose: DoseLike, fractions: int, alpha_beta: float, model: str = "LQ",
         dt: float | None = None) -> float | np.ndarray:
     """Biologically effective dose (Gy) of ``total_dose`` Gy given in ``fractions`` fractions.
@@ -248,6 +259,16 @@ def bed(total_dose: DoseLike, fractions: int, alpha_beta: float, model: str = "L
     """
     doses, n, ab, dt = _validated(total_dose, fractions, alpha_beta, model, dt)
     return _out(n * _bed_per_fraction(doses / n, ab, dt))
+
+
+@overload
+def eqd2(total_dose: float, fractions: int, alpha_beta: float, model: str = ...,
+         dt: float | None = ...) -> float: ...
+
+
+@overload
+def eqd2(total_dose: np.ndarray | Sequence[float], fractions: int, alpha_beta: float, model: str = ...,
+         dt: float | None = ...) -> np.ndarray: ...
 
 
 def eqd2(total_dose: DoseLike, fractions: int, alpha_beta: float, model: str = "LQ",
@@ -295,6 +316,18 @@ def eqd2_grid(values: DoseLike, fractions: int, alpha_beta: float, model: str = 
 
 # -- inverses --------------------------------------------------------------------------------
 
+@overload
+def isoeffective_dose(target: float, fractions: int, alpha_beta: float,
+                      quantity: str = ..., model: str = ...,
+                      dt: float | None = ...) -> float: ...
+
+
+@overload
+def isoeffective_dose(target: np.ndarray | Sequence[float], fractions: int, alpha_beta: float,
+                      quantity: str = ..., model: str = ...,
+                      dt: float | None = ...) -> np.ndarray: ...
+
+
 def isoeffective_dose(target: DoseLike, fractions: int, alpha_beta: float,
                       quantity: str = "EQD2", model: str = "LQ",
                       dt: float | None = None) -> float | np.ndarray:
@@ -315,6 +348,16 @@ def isoeffective_dose(target: DoseLike, fractions: int, alpha_beta: float,
     return _out(n * _dose_per_fraction_for_bed(targets / n, ab, dt))
 
 
+@overload
+def max_total_dose(remaining_eqd2: float, fractions: int, alpha_beta: float,
+                   model: str = ..., dt: float | None = ...) -> float: ...
+
+
+@overload
+def max_total_dose(remaining_eqd2: np.ndarray | Sequence[float], fractions: int, alpha_beta: float,
+                   model: str = ..., dt: float | None = ...) -> np.ndarray: ...
+
+
 def max_total_dose(remaining_eqd2: DoseLike, fractions: int, alpha_beta: float,
                    model: str = "LQ", dt: float | None = None) -> float | np.ndarray:
     """Largest total dose (Gy) in ``fractions`` fractions whose EQD2 fits ``remaining_eqd2``.
@@ -330,6 +373,16 @@ def max_total_dose(remaining_eqd2: DoseLike, fractions: int, alpha_beta: float,
     budget = _as_doses(remaining_eqd2, "remaining_eqd2", allow_negative=True)
     clipped = max(budget, 0.0) if isinstance(budget, float) else budget.clip(min=0.0)
     return isoeffective_dose(clipped, fractions, alpha_beta, "EQD2", model, dt)
+
+
+@overload
+def max_dose_per_fraction(remaining_eqd2: float, fractions: int, alpha_beta: float,
+                          model: str = ..., dt: float | None = ...) -> float: ...
+
+
+@overload
+def max_dose_per_fraction(remaining_eqd2: np.ndarray | Sequence[float], fractions: int, alpha_beta: float,
+                          model: str = ..., dt: float | None = ...) -> np.ndarray: ...
 
 
 def max_dose_per_fraction(remaining_eqd2: DoseLike, fractions: int, alpha_beta: float,
@@ -876,7 +929,7 @@ def accumulate_courses(courses: Iterable[Course], alpha_beta: float, model: str 
         missing = [i + 1 for i, c in enumerate(courses) if c.date is None]
         raise ValueError(f"recovery model {recovery.name!r} needs every course's date; "
                          f"course(s) {missing} have none")
-    values = [eqd2(c.dose_gy, c.fractions, alpha_beta, model, dt) for c in courses]
+    values = [float(eqd2(c.dose_gy, c.fractions, alpha_beta, model, dt)) for c in courses]
     total = math.fsum(values)
     last = courses[-1].date
     parts = []
@@ -886,14 +939,16 @@ def accumulate_courses(courses: Iterable[Course], alpha_beta: float, model: str 
         months = completed_months(c.date, last) if c.date and last else None
         discount = None
         if recovery is not None:
-            # The last course is the one being judged: it is never discounted.
+            # The last course is the one being judged: it is never discounted. Every course
+            # has a date here (checked above), so months is known.
+            assert months is not None
             discount = 0.0 if i == len(courses) - 1 else recovery.discount(months)
         parts.append(CourseEQD2(
             c, value, value / total if total > 0 else math.nan, days,
-            None if days is None else months_between(prev, c.date),  # type: ignore[arg-type]
+            months_between(prev, c.date) if prev is not None and c.date is not None else None,
             months, discount,
             None if discount is None else value * (1.0 - discount)))
     discounted = (None if recovery is None
-                  else math.fsum(p.discounted_eqd2 for p in parts))
+                  else math.fsum(p.discounted_eqd2 or 0.0 for p in parts))
     return Accumulation(tuple(parts), total, float(alpha_beta), model,
                         None if dt is None else float(dt), recovery, discounted)

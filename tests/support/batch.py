@@ -1,7 +1,7 @@
 """Builders for the ``rtcheck batch`` tests: plans with known verdicts, CT slices, facts
 files, and workers that fail on purpose.
 
-The plans come from :func:`rtcheck.synthetic.write_spine_plan` (the builder the batch
+The plans come from :func:`support.synthetic.write_spine_plan` (the builder the batch
 benchmark uses too): a spine SBRT plan, 27 Gy/3, whose analytic cord maximum is
 ``CORD_DMAX_GY["pass"]`` (17 Gy) or ``CORD_DMAX_GY["fail"]`` (23 Gy) against the 20.3 Gy
 limit; the synthetic thecal sac is left out so that the cord decides.
@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from rtcheck import batch as B
-from rtcheck.synthetic import CORD_DMAX_GY, FACTS, build_archive, write_spine_plan
+from support.synthetic import CORD_DMAX_GY, FACTS, build_archive, write_spine_plan
 
 __all__ = ["CORD_DMAX_GY", "FACTS", "build_archive", "crashing_check", "facts_file",
            "make_plan", "raising_check", "write_ct_slice"]
@@ -25,9 +25,9 @@ __all__ = ["CORD_DMAX_GY", "FACTS", "build_archive", "crashing_check", "facts_fi
 
 def make_plan(folder: Path, patient: str, label: str, kind: str = "pass", *,
               ct_slices: int = 0, **parts) -> dict:
-    """A spine SBRT plan (27 Gy/3, rtcheck.synthetic) whose analytic cord maximum is 17 Gy
+    """A spine SBRT plan (27 Gy/3, support.synthetic) whose analytic cord maximum is 17 Gy
     ("pass") or 23 Gy ("fail") against the 20.3 Gy limit; CT slices without extension
-    beside it. The cord alone is contoured (:func:`rtcheck.synthetic.spine_datasets`)."""
+    beside it. The cord alone is contoured (:func:`support.synthetic.spine_datasets`)."""
     out = write_spine_plan(folder, kind, patient_id=patient, label=label, **parts)
     for k in range(ct_slices):
         write_ct_slice(folder / f"CT{k:03d}", patient)

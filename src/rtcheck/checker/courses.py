@@ -14,6 +14,7 @@ end date given in the summary, else the plan date plus the course length, labell
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from rtcheck.checker.technique import (
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData
 from rtcheck.radiobiology import parse_dose, split_scheme
+from rtcheck.rules import ReirradiationRule, Rule
 from rtcheck.rules.roles import RoleMap
 
 #: Summary keys naming a point maximum, and the role each stands for.
@@ -88,11 +90,29 @@ class PriorCourse:
     notes: list[str] = field(default_factory=list)
     #: DVHs of the prior plan by role, so that a rule reads the same metric in every course.
     dvhs: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The prior plan's dose grid (Gy, whole course) when usable, for voxel-wise sums.
+    dose: Any = field(default=None, repr=False)
+    #: Folders the prior course was read from (a REG beside it relates its frame).
+    folders: tuple[str, ...] = ()
 
     @property
     def cord_dmax(self) -> float | None:
         """The spinal cord's point maximum, when known."""
         return self.point_max.get("spinal_cord")
+
+    def value(self, metric: str, role: str) -> float | None:
+        """``metric`` (e.g. ``Dmax``) of the structure of ``role`` in this course, in Gy.
+
+        Read on the prior plan's DVH when it has one for that role; a summary gives only point
+        maxima, so any other metric is unknown (None), never a maximum standing in for it.
+        """
+        if role in self.dvhs:
+            return float(self.dvhs[role].metric(metric))
+        from rtcheck.dvh import parse_metric
+
+        if parse_metric(metric).kind == "max":
+            return self.point_max.get(role)
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         return {"label": self.label, "total_dose_gy": self.total_dose, "fractions": self.fractions,
@@ -217,6 +237,8 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
         course.notes.append("point maxima unknown: the prior dose is not usable for a verdict: "
                             + "; ".join(data.dose.problems))
         return course
+    course.dose = data.dose
+    course.folders = _folders(data)
     from rtcheck.dvh import compute_dvh
 
     found_targets = extent.targets(structures, role_table, usable)
@@ -248,6 +270,77 @@ def prior_from_plan(data: PlanData, role_table: RoleMap, explicit: Mapping[str, 
         course.structures[role] = match.name
         course.notes.append(f"{role} Dmax {dvh.dmax:.2f} Gy from {match.how}")
     return course
+
+
+def read_priors(priors: Any, data: PlanData | None, table: RoleMap,
+                explicit: Mapping[str, str], rules: Iterable[Rule]) -> list[PriorCourse]:
+    """Prior courses from summaries, :class:`PriorCourse` objects or loaded prior plans.
+
+    A prior plan records the point maximum of every cord-like role and of every role a
+    re-irradiation rule of ``rules`` reads. ``data`` is the course being checked (None while
+    it is being planned): a prior course that is that very plan is refused.
+
+    Raises
+    ------
+    InputError
+        A malformed summary, a prior plan that is the plan being checked, or an object of
+        another type.
+    """
+    if priors is None:
+        return []
+    if isinstance(priors, (str, PriorCourse, PlanData)):
+        priors = [priors]
+    roles = set(CORD_ROLES)
+    for r in rules:
+        if isinstance(r, ReirradiationRule) and r.role:
+            roles.update((r.role, *r.also_roles, *r.below_conus_roles))
+    this_plan = data.plan if data is not None else None
+    out = []
+    for i, p in enumerate(priors):
+        if isinstance(p, PriorCourse):
+            out.append(p)
+        elif isinstance(p, str):
+            out.append(parse_prior_summary(p))
+        elif isinstance(p, PlanData):
+            where = (p.plan.path if p.plan and p.plan.path else None) or f"prior plan {i + 1}"
+            if this_plan is not None and p.plan is not None and p.plan.uid == this_plan.uid:
+                raise InputError(f"{where}: the prior course is the plan being checked")
+            out.append(prior_from_plan(p, table, explicit, where,
+                                       roles=[r for r in sorted(roles) if r in table]))
+        else:
+            raise InputError(f"prior course {i + 1}: expected a summary, PriorCourse or PlanData")
+    return out
+
+
+def registrations_for(given: Iterable[Any], priors: list[PriorCourse],
+                      current_frame: str | None) -> list[Any]:
+    """Spatial registrations for the voxel-wise sums: the files given (``--registration``,
+    read now: a bad file is bad input) and, for a prior course whose dose lies in another
+    frame of reference, the REG objects found beside it.
+
+    Raises
+    ------
+    InputError
+        A given file that is not a rigid spatial registration.
+    """
+    given = list(given)
+    if not given and not any(p.dose is not None for p in priors):
+        return []  # nothing to relate: no import, no folder walk
+    from rtcheck.accumulation import find_registrations, read_registration
+
+    out = [g if not isinstance(g, (str, os.PathLike)) else read_registration(g)
+           for g in given]
+    other = [p for p in priors if p.dose is not None
+             and p.dose.frame_of_reference_uid != current_frame]
+    folders = dict.fromkeys(f for p in other for f in p.folders)
+    return out + (find_registrations(folders) if folders else [])
+
+
+def _folders(data: PlanData) -> tuple[str, ...]:
+    """The folders holding a plan's files (where a registration object may sit beside it)."""
+    paths = [data.plan.path if data.plan else None, *(data.dose.paths if data.dose else ()),
+             data.structure_set.path if data.structure_set else None]
+    return tuple(dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in paths if p))
 
 
 def _end_from_records(course: PriorCourse, dates: list[dt.date]) -> None:

@@ -75,7 +75,17 @@ FINDING_CODES = (EVALUATED, FACT_MISSING, STRUCTURE_MISSING, STRUCTURE_AMBIGUOUS
 NOT_REQUESTED = "not_requested"    #: a fact selects another row (other indication or site)
 OUT_OF_SCOPE = "out_of_scope"      #: fractions, technique or course outside the rule's scope
 NOT_APPLICABLE = "not_applicable"  #: the rule does not concern this plan (no prior course...)
-SKIP_CODES = (NOT_REQUESTED, OUT_OF_SCOPE, NOT_APPLICABLE, FACT_MISSING)
+NO_CASE_FILE = "no_case_file"      #: the rule reads the patient's case facts; no case file given
+SKIP_CODES = (NOT_REQUESTED, OUT_OF_SCOPE, NOT_APPLICABLE, FACT_MISSING, NO_CASE_FILE)
+#: How every output heads the rules skipped with each code (table, HTML report).
+SKIP_HEADINGS = {
+    FACT_MISSING: "Not evaluated for want of a fact DICOM does not hold (give it to apply them)",
+    NOT_REQUESTED: "Not requested (another indication or site was given)",
+    NO_CASE_FILE: "Not asked: they read the patient's case facts (give --case FILE to apply "
+                  "them)",
+    OUT_OF_SCOPE: "Out of scope for this plan",
+    NOT_APPLICABLE: "Not applicable to this plan",
+}
 
 
 @dataclass
@@ -190,7 +200,8 @@ class Skip:
     code : str
         :data:`SKIP_CODES`: ``not_requested`` (a fact selects another row),
         ``out_of_scope`` (fractions, technique or course outside the rule's scope),
-        ``not_applicable`` (e.g. no prior course) or ``fact_missing``.
+        ``not_applicable`` (e.g. no prior course), ``fact_missing`` or ``no_case_file`` (the
+        rule reads the patient's case facts and no case file was given).
     reason : str
     needs : str or None
         The fact that would select this rule (``indication``, ``site``, ``vertebral_level``),

@@ -20,14 +20,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any
 
+from rtcheck.case.facts import merge_case
 from rtcheck.checker.courses import (
-    CORD_ROLES,
     PriorCourse,
     parse_date,
     parse_prior_summary,
     prior_from_plan,
+    read_priors,
+    registrations_for,
 )
 from rtcheck.checker.evaluators import EVALUATORS
+from rtcheck.checker.evaluators.case import (
+    CASE_KINDS,
+    measurements,
+    public_measurements,
+)
 from rtcheck.checker.evaluators.context import Context
 from rtcheck.checker.findings import (
     EXIT_CODES,
@@ -47,7 +54,7 @@ from rtcheck.checker.technique import (
 )
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData
-from rtcheck.rules import FractionationRule, ReirradiationRule, Rule
+from rtcheck.rules import FractionationRule, Rule
 from rtcheck.rules.protocols import (
     SITES,
     Protocol,
@@ -56,7 +63,10 @@ from rtcheck.rules.protocols import (
 )
 from rtcheck.rules.roles import RoleMap
 
-DEFAULT_PROTOCOLS = ("bone-metastases-2026",)
+DEFAULT_PROTOCOLS = ("bone-metastases-2026", "bone-metastases-case-2026")
+#: The referential's case checks (patient facts, contours): added to the protocols when a case
+#: is given and none of them holds case rules.
+CASE_PROTOCOL = "bone-metastases-case-2026"
 
 __all__ = ["DEFAULT_PROTOCOLS", "EXIT_CODES", "STATUSES", "CheckResult", "Finding", "Note",
            "PriorCourse", "Skip", "check", "parse_prior_summary",
@@ -71,6 +81,9 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
           alpha_beta: Mapping[str, float] | None = None,
           explicit_roles: Mapping[str, str] | None = None,
           roles: RoleMap | Mapping[str, Iterable[str]] | str | PathLike | None = None,
+          case: Any = None,
+          registrations: Iterable[str | PathLike] | None = None,
+          uncertainty_mm: float | None = None,
           ) -> CheckResult:
     """Check a plan against protocol rules.
 
@@ -106,6 +119,18 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
         ``--map`` choices.
     roles : RoleMap, mapping role -> names, or roles file, optional
         Synonyms added to the shipped structure-role table.
+    registrations : iterable of paths, optional
+        DICOM spatial registrations (REG, rigid) relating a prior course's frame of reference
+        to this plan's, for the voxel-wise cumulative dose of the re-irradiation findings; a
+        REG found beside a prior plan is used too (:mod:`rtcheck.accumulation.registration`).
+    uncertainty_mm : float, optional
+        Set-up uncertainty of the voxel-wise envelope (default
+        :data:`rtcheck.accumulation.DEFAULT_UNCERTAINTY_MM`).
+    case : CaseFacts, mapping or case file (.toml, .json), optional
+        Facts DICOM does not hold, for the rules of kinds ``case`` and ``systemic_treatments``
+        (:mod:`rtcheck.case`); its indication, site and vertebral levels stand in for the
+        keywords not given (and must agree with those given). When no protocol holds such
+        rules, the referential's case checks (:data:`CASE_PROTOCOL`) are added.
 
     Returns
     -------
@@ -120,7 +145,12 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
     table = RoleMap.shipped()
     if roles is not None:
         table = table.extended(roles)
+    case_facts, indication, site, vertebral_level = merge_case(case, indication, site,
+                                                               vertebral_level)
     protos = _load_protocols(protocols, table)
+    if case_facts is not None and not any(r.kind in CASE_KINDS for p in protos for r in p.rules):
+        # case facts are read by the case checks: a case given without them adds them
+        protos += _load_protocols([CASE_PROTOCOL], table)
     rules = [r for p in protos for r in p.rules]
     explicit = dict(explicit_roles or {})
     ab = dict(alpha_beta or {})
@@ -140,7 +170,10 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
                   conus_text=conus_text if site != "sacrum" else "site sacrum",
                   priors=_priors(priors, plan, table, explicit, rules),
                   interval_months=interval_months, date=when, date_how=how, ab_overrides=ab,
-                  plan_problem=plan_problem, rules=rules)
+                  plan_problem=plan_problem, rules=rules, case=case_facts,
+                  uncertainty_mm=_uncertainty(uncertainty_mm))
+    ctx.registrations = registrations_for(registrations or (), ctx.priors,
+                                          plan.dose.frame_of_reference_uid if plan.dose else None)
     for w in plan.warnings:
         ctx.note("loader", w)
     for n in table.notes:
@@ -148,6 +181,8 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
     ctx.note("technique", ctx.technique.text)
     for rule in rules:
         ctx.findings += EVALUATORS[rule.kind](rule, ctx)
+    if any(r.kind in CASE_KINDS for r in rules) and plan.structure_set is not None:
+        measurements(ctx)  # shown on every plan with the structures, whether a rule used them
     return _result(ctx, protos)
 
 
@@ -180,6 +215,13 @@ def _validate(rules: list[Rule], table: RoleMap, indication, site, technique, ex
             and interval_months >= 0):
         raise InputError(f"interval between courses {interval_months!r} months: must be a "
                          "finite number >= 0")
+
+
+def _uncertainty(value: float | None) -> float | None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                  and 0 <= value <= 50):
+        raise InputError(f"--uncertainty-mm {value!r}: must be a number of mm within 0-50")
+    return value
 
 
 def _missing_facts(ctx: Context) -> list[Finding]:
@@ -274,7 +316,9 @@ def _facts(ctx: Context) -> dict[str, Any]:
             "below_conus": ctx.below_conus if ctx.levels or ctx.site == "sacrum" else None,
             "interval_months": ctx.interval_months,
             "alpha_beta_overrides": ctx.ab_overrides, "map": ctx.explicit,
-            "priors": [p.as_dict() for p in ctx.priors]}
+            "priors": [p.as_dict() for p in ctx.priors],
+            "case": ctx.case.as_dict() if ctx.case is not None else None,
+            "measurements": public_measurements(ctx.measures)}
 
 
 def _load_protocols(protocols, table: RoleMap) -> list[Protocol]:
@@ -299,32 +343,10 @@ def _conus(protos: list[Protocol]) -> tuple[int | None, str | None]:
 
 def _priors(priors, data: PlanData, table: RoleMap, explicit: Mapping[str, str],
             rules: list[Rule]) -> list[PriorCourse]:
-    if priors is None:
-        return []
-    if isinstance(priors, (str, PriorCourse, PlanData)):
-        priors = [priors]
-    roles = set(CORD_ROLES)
-    for r in rules:
-        if isinstance(r, ReirradiationRule) and r.role:
-            roles.update((r.role, *r.also_roles, *r.below_conus_roles))
-    out = []
-    for i, p in enumerate(priors):
-        if isinstance(p, PriorCourse):
-            out.append(p)
-        elif isinstance(p, str):
-            out.append(parse_prior_summary(p))
-        elif isinstance(p, PlanData):
-            where = (p.plan.path if p.plan and p.plan.path else None) or f"prior plan {i + 1}"
-            if data.plan is not None and p.plan is not None and p.plan.uid == data.plan.uid:
-                raise InputError(f"{where}: the prior course is the plan being checked")
-            out.append(prior_from_plan(p, table, explicit, where,
-                                       roles=[r for r in sorted(roles) if r in table]))
-        else:
-            raise InputError(f"prior course {i + 1}: expected a summary, PriorCourse or PlanData")
-    return out
+    return read_priors(priors, data, table, explicit, rules)
 
 
-def _technique(technique: str | None, frac_rule: Rule | None, site: str | None,
+def _technique(technique: str | None, frac_rule: FractionationRule | None, site: str | None,
                data: PlanData, plan_problem: str | None = None) -> Technique:
     """SBRT or conventional: given, else the indication's scheme, else the criterion."""
     if technique is not None:

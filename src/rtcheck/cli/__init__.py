@@ -27,14 +27,20 @@ from rtcheck import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "batch": ("rtcheck.cli.batch", "batch",
               "Check every plan under ARCHIVE and stream one result per plan."),
+    "budget": ("rtcheck.cli.budget", "budget",
+               "The largest cord point maximum a new course may give, by number of fractions."),
     "check": ("rtcheck.cli.check", "check_command",
               "Check the plan in PATH against the protocols' rules."),
     "convert": ("rtcheck.cli.convert", "convert",
                 ("BED and EQD2 of a fractionation scheme, iso-effective doses, and courses "
                  "summed in EQD2.")),
+    "eqd2": ("rtcheck.cli.eqd2", "eqd2_command",
+             "Write the plan's EQD2 (or BED) dose, prior courses added, as an RTDOSE."),
     "dvh": ("rtcheck.cli.dvh", "dvh", "DVH metrics of every structure of a plan."),
     "protocols": ("rtcheck.cli.protocols", "protocols",
                   "List the shipped protocols and their rules."),
+    "serve": ("rtcheck.cli.serve", "serve",
+              "A DICOM node that checks every plan it receives."),
 }
 
 

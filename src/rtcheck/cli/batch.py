@@ -17,7 +17,13 @@ from rtcheck.batch import (
     parse_scheduler_address,
     run_batch,
 )
-from rtcheck.cli.common import CommandError, OneLineCommand
+from rtcheck.cli.common import (
+    CommandError,
+    OneLineCommand,
+    PathOrStudyURL,
+    download_dir_option,
+    local_paths,
+)
 from rtcheck.errors import RTCheckError
 
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -54,7 +60,7 @@ def _report_options(report_dir, deidentify: bool, protocols, table, archive) -> 
     if not report_dir:
         return {}
     from rtcheck.batch import load_protocols, validate_facts
-    from rtcheck.report import batch_worker
+    from rtcheck.batch.html_reports import batch_worker
 
     load_protocols(protocols)
     if table is not None:
@@ -63,7 +69,8 @@ def _report_options(report_dir, deidentify: bool, protocols, table, archive) -> 
 
 
 @click.command("batch", cls=OneLineCommand)
-@click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.argument("archive", type=PathOrStudyURL(exists=True, file_okay=False, path_type=str))
+@download_dir_option()
 @click.option("--protocol", "protocols", multiple=True, metavar="ID_OR_FILE",
               help="Protocol to check against (repeatable; default: the checker's default).")
 @click.option("--indication-from", "facts", type=click.Path(exists=True, dir_okay=False),
@@ -102,7 +109,9 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
     """Check every plan under ARCHIVE and stream one result per plan.
 
     ARCHIVE is searched recursively: nested patient and course folders, files with or
-    without extension, CT/MR slices mixed in, duplicate copies. Headers alone group each
+    without extension, CT/MR slices mixed in, duplicate copies. It may also be a DICOMweb
+    study URL (http://pacs:8042/dicom-web/studies/STUDY_UID): its RT objects are retrieved
+    first (--download-dir keeps them). Headers alone group each
     RTPLAN with its RTDOSE(s) and RTSTRUCT by UID; a plan without dose or structures is
     still checked (what needs them is NOT_EVALUATED) and its record says what is missing.
     A file that claims to be DICOM but cannot be read is an ERROR record of its own.
@@ -164,6 +173,7 @@ def batch(archive, protocols, facts, jobs, output, fmt, resume, overwrite, sched
         raise CommandError("--report-dir needs --output FILE (index.html lists the plans of "
                            "OUTPUT)")
     _check_outputs(output, report_dir)
+    archive = local_paths((archive,), deidentify=deidentify)[0]  # a DICOMweb study URL -> folder
     if scheduler:
         try:
             parse_scheduler_address(scheduler)

@@ -13,21 +13,27 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from typing import Any
 
 import click
 
 from rtcheck.checker import DEFAULT_PROTOCOLS, CheckResult, Finding, Skip, check
+from rtcheck.checker.findings import SKIP_HEADINGS
 from rtcheck.cli.common import (
     DOSE_FILES_HELP,
     CommandError,
     OneLineCommand,
+    PathOrStudyURL,
     RoleValueType,
     VertebralLevelType,
     check_output,
     dose_summation_option,
+    download_dir_option,
     load_from_cli,
+    local_paths,
     write_output,
 )
+from rtcheck.cli.eqd2 import registration_option
 from rtcheck.errors import RTCheckError
 from rtcheck.rules.protocols import SITES
 from rtcheck.rules.roles import parse_map_options
@@ -45,18 +51,12 @@ VERDICT_MEANING = {
     "FAIL": "a rule is beyond its limit",
 }
 #: Headings of the skipped rules, by Skip.code, in the order printed.
-SKIP_HEADINGS = {
-    "fact_missing": "Not evaluated for want of a fact DICOM does not hold (give it to apply "
-                    "them)",
-    "not_requested": "Not requested (another indication or site was given)",
-    "out_of_scope": "Out of scope for this plan",
-    "not_applicable": "Not applicable to this plan",
-}
 
 
 @click.command("check", cls=OneLineCommand)
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.argument("paths", nargs=-1, type=PathOrStudyURL(exists=True, path_type=str))
 @click.option("--plan", "plan", metavar="LABEL_OR_UID", help="Which plan, when PATH holds several.")
+@download_dir_option()
 @click.option("--structures", type=click.Path(exists=True, dir_okay=False),
               help="RTSTRUCT file (with --dose).")
 @click.option("--dose", "dose", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -74,8 +74,8 @@ SKIP_HEADINGS = {
                    "else rtcheck's criterion on the dose per fraction; unknown otherwise, and "
                    "the rules of both techniques apply].")
 @click.option("--vertebral-level", type=VertebralLevelType(), metavar="LEVEL", help="Lesion level, e.g. T4 or T3-T5 (oesophagus warning).")
-@click.option("--prior", "prior_paths", multiple=True, type=click.Path(exists=True),
-              help="Prior course as DICOM (folder or files), repeatable.")
+@click.option("--prior", "prior_paths", multiple=True, type=PathOrStudyURL(exists=True),
+              help="Prior course as DICOM (folder, files or a DICOMweb study URL), repeatable.")
 @click.option("--prior-summary", "prior_summaries", multiple=True, metavar="TEXT",
               help='Prior course when only its doses are known, repeatable: the scheme, then '
                    'cord_dmax= / sac_dmax= / cauda_dmax= (point maxima, Gy), end= (last '
@@ -87,11 +87,21 @@ SKIP_HEADINGS = {
 @click.option("--alpha-beta", "alpha_beta", multiple=True, metavar="ROLE=VALUE",
               type=RoleValueType("ROLE=VALUE or RULE_ID=VALUE (Gy)", number=True),
               help="Override a rule's alpha/beta (Gy) by role or rule id, repeatable.")
+@registration_option("the voxel-wise cumulative dose of the re-irradiation findings")
+@click.option("--uncertainty-mm", type=float, metavar="MM",
+              help="Set-up uncertainty of the voxel-wise envelope: the largest cumulative dose "
+                   "within MM of the structure [default: 2 mm].")
 @click.option("--map", "maps", multiple=True, metavar="ROLE=NAME",
               type=RoleValueType("ROLE=STRUCTURE_NAME, e.g. spinal_cord=MOELLE"),
               help="Use this structure for this role, repeatable (e.g. spinal_cord=MOELLE_PRV).")
 @click.option("--roles", "roles_file", type=click.Path(exists=True, dir_okay=False),
               help="Extra structure-role synonyms (TOML, same schema as constraints/structure-roles.toml).")
+@click.option("--case", "case_path", type=click.Path(exists=True, dir_okay=False),
+              metavar="CASE.toml|CASE.json",
+              help="Facts DICOM does not hold (Karnofsky, SINS, Mirels, Bilsky, dates, "
+                   "systemic treatments...) for the case checks; its indication, site and "
+                   "vertebral_levels stand for the options not given. Schema: README, "
+                   "'Case files'.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True,
               help="html: one self-contained file with the DVH plot, for the QA record "
@@ -103,7 +113,7 @@ SKIP_HEADINGS = {
                    "(RTPLAN file), other paths by a pseudonym (see the README).")
 def check_command(paths, plan, structures, dose, protocols, indication, site, technique,
                   vertebral_level, prior_paths, prior_summaries, interval_months, course_date,
-                  alpha_beta, maps, roles_file, fmt, output, deidentify):
+                  alpha_beta, registrations, uncertainty_mm, maps, roles_file, case_path, fmt, output, deidentify):
     """Check the plan in PATH against the protocols' rules.
 
     Each rule that applies gives a finding: PASS, WARN (a band the source leaves to clinical
@@ -133,8 +143,12 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
           --prior-summary "30Gy/10 cord_dmax=31Gy sac_dmax=31.5Gy end=2025-03-14"
       rtcheck check PLAN/ --protocol bone-metastases-2026 --protocol tg101 --map spinal_cord=PRV_MOELLE
       rtcheck check PLAN/ --indication pain --format html --output report.html --deidentify
+      rtcheck check http://pacs:8042/dicom-web/studies/STUDY_UID --indication pain
     """
     check_output(output)  # exit 2 before any work when OUTPUT cannot be written
+    case = _load_case(case_path)  # a bad case file is exit 2 before the plan is read
+    paths = local_paths(paths, deidentify=deidentify)  # DICOMweb study URLs -> folders
+    prior_paths = local_paths(prior_paths, deidentify=deidentify)
     roots = [*paths, *([structures] if structures else []), *dose, *prior_paths]
     with _deidentified_warnings(deidentify, roots) as seen:
         data = load_from_cli(paths, plan, structures, dose, deidentify=deidentify)
@@ -148,7 +162,9 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
                            site=site, technique=technique, vertebral_level=vertebral_level,
                            priors=priors or None, interval_months=interval_months,
                            date=course_date, alpha_beta=dict(alpha_beta),
-                           explicit_roles=parse_map_options(f"{k}={v}" for k, v in maps), roles=roles_file)
+                           registrations=registrations, uncertainty_mm=uncertainty_mm,
+                           explicit_roles=parse_map_options(f"{k}={v}" for k, v in maps), roles=roles_file,
+                           case=case)
         except RTCheckError as exc:
             raise CommandError(seen.message(str(exc))) from exc
     prior_plans = [p for p in priors if not isinstance(p, str)]
@@ -171,7 +187,7 @@ class _Seen:
         self.deidentify = deidentify
         self.roots = roots
         self.plans: list = []
-        self._deid = None
+        self._deid: Any = None  # a report.Deidentifier, made on first use
 
     def deidentifier(self):
         from rtcheck.report import check_deidentifier
@@ -197,7 +213,7 @@ class _deidentified_warnings:
 
     def __init__(self, deidentify: bool, roots: list[str]) -> None:
         self.seen = _Seen(deidentify, roots)
-        self._catch = None
+        self._catch: Any = None  # warnings.catch_warnings while de-identifying
 
     def __enter__(self) -> _Seen:
         if self.seen.deidentify:
@@ -238,6 +254,17 @@ def render_output(result: CheckResult, fmt: str, data, prior_plans: list, protoc
         result = deid.obj(result)
     text = {"json": render_json, "csv": render_csv, "table": render_table}[fmt](result)
     return deid.text(text) if deid is not None else text
+
+
+def _load_case(path: str | None):
+    if path is None:
+        return None
+    from rtcheck.case import load_case
+
+    try:
+        return load_case(path)
+    except RTCheckError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _load_prior(path: str):
@@ -323,9 +350,15 @@ def render_table(result: CheckResult) -> str:
     if technique:
         out.write(technique + "\n")
     facts = {k: v for k, v in result.facts.items() if v not in (None, [], {})
-             and k not in ("priors", "technique", "technique_how", "technique_text")}
+             and k not in ("priors", "technique", "technique_how", "technique_text", "case",
+                           "measurements")}
     if facts:
         out.write("Facts: " + ", ".join(f"{k}={v}" for k, v in facts.items()) + "\n")
+    if result.facts.get("case"):
+        out.write("Case facts: " + ", ".join(f"{k}={v}" for k, v in result.facts["case"].items()
+                                             if k != "sins" and k != "mirels") + "\n")
+    for line in measurement_lines(result.facts.get("measurements")):
+        out.write(line + "\n")
     for prior in result.facts.get("priors", []):
         out.write(f"Prior course: {prior['label']}"
                   + "".join(f"; {n}" for n in prior["notes"]) + "\n")
@@ -352,6 +385,14 @@ def render_table(result: CheckResult) -> str:
                 out.write(f"      code: {f.code}"
                           + (f"; missing: {f.missing}" if f.missing else "") + "\n")
             out.write(f"      source: {f.source}\n")
+            if f.details.get("remaining_dose"):
+                from rtcheck.cli.budget import remaining_dose_text
+
+                out.write(f"      {remaining_dose_text(f.details['remaining_dose'])}\n")
+            if f.details.get("voxel_code"):
+                from rtcheck.checker.evaluators.reirradiation import voxelwise_text
+
+                out.write(f"      {voxelwise_text(f.details)}\n")
     _write_skipped(out, result.skipped)
     if result.notes:
         out.write("\nNotes:\n" + "".join(f"  - [{n.code}] {n}\n" for n in result.notes))
@@ -360,6 +401,20 @@ def render_table(result: CheckResult) -> str:
               + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no finding")
               + f"): {VERDICT_MEANING.get(result.verdict, '')}; exit code {result.exit_code}\n")
     return out.getvalue()
+
+
+def measurement_lines(measures: dict | None) -> list[str]:
+    """``Measured: tumour-cord distance 9.4 mm (GTV to ThecalSac); ...`` from the typed
+    measurements (``facts.measurements``); nothing when none was attempted."""
+    if not measures:
+        return []
+    d, g = measures["tumour_cord_distance_mm"], measures["gtv_diameter_cm"]
+    dist = (f"tumour-cord distance {d['value']:.1f} mm ({d['target']} ({d['target_role']}) to "
+            f"{d['cord']} ({d['cord_role']}))" if d.get("value") is not None
+            else f"tumour-cord distance not measured ({d.get('problem')})")
+    diam = (f"largest GTV diameter {g['value']:.2f} cm ({g['structure']})"
+            if g.get("value") is not None else f"GTV diameter not measured ({g.get('problem')})")
+    return [f"Measured on the contours: {dist}; {diam}"]
 
 
 def _write_skipped(out: io.StringIO, skipped: list[Skip]) -> None:
@@ -379,7 +434,7 @@ def _write_skipped(out: io.StringIO, skipped: list[Skip]) -> None:
                 needs.setdefault(s.needs or "?", []).append(s.rule)
             out.write("".join(f"  needs {need}: {', '.join(rules)}\n"
                               for need, rules in needs.items()))
-        elif code == "not_requested":
+        elif code in ("not_requested", "no_case_file"):
             out.write(f"  {', '.join(s.rule for s in items)}\n")
         else:
             out.write("".join(f"  {s.rule}: {s.reason}\n" for s in items))

@@ -8,9 +8,6 @@ convert`` import it.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -172,60 +169,13 @@ class VertebralLevelType(RTCheckParamType):
 # ------------------------------------------------------------------ atomic output
 
 
-class atomic_path:
-    """``with atomic_path(path) as tmp:`` write ``tmp`` (a new file in ``path``'s folder, with
-    the same suffix, else ``default_suffix``); on success it replaces ``path`` (:func:`os.replace`), on any error it is
-    removed and ``path`` is left as it was: never half a file."""
-
-    def __init__(self, path: str | os.PathLike[str], default_suffix: str = "") -> None:
-        self.path = os.fspath(path)
-        self.default_suffix = default_suffix
-        self.tmp: str | None = None
-
-    def __enter__(self) -> str:
-        import tempfile
-
-        folder = os.path.dirname(os.path.abspath(self.path))
-        base = os.path.basename(self.path)
-        suffix = os.path.splitext(base)[1] or self.default_suffix
-        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=f".tmp{suffix}")
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.tmp is not None
-        try:
-            if exc_type is None:
-                mode = _new_file_mode(self.path)
-                if mode is not None:
-                    os.chmod(self.tmp, mode)
-                os.replace(self.tmp, self.path)
-                self.tmp = None
-        finally:
-            if self.tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.tmp)
-
-
-def _new_file_mode(path: str) -> int | None:
-    """The mode the written file should have: the old file's, else what ``open`` would give
-    (0o666 less the umask), as mkstemp makes 0o600 files."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:class:`atomic_path`); a failure (disk
+    """Write ``text`` (UTF-8) to ``path`` atomically (:class:`rtcheck.files.atomic_path`); a failure (disk
     full, folder read-only...) is :class:`CommandError`: one line, exit 2, the old file kept."""
+    from rtcheck.files import write_text_atomic as write
+
     try:
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(path, text)
     except OSError as exc:
         raise CommandError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
 
@@ -307,3 +257,81 @@ def write_output(path: str, text: str) -> None:
     interrupted run never leaves half a file); a failure (disk full...) is one line and
     exit 2, no traceback, the old file kept."""
     write_text_atomic(path, text)
+
+
+# ------------------------------------------------------------- plans from a PACS (DICOMweb)
+
+
+class PathOrStudyURL(click.Path):
+    """An existing file or folder, as ``click.Path(exists=True)``, or a DICOMweb study URL
+    (``http://host:8042/dicom-web/studies/UID``), checked here and kept as text: the command
+    retrieves it with :func:`local_paths`. A malformed URL is one line, exit 2."""
+
+    def convert(self, value, param, ctx):
+        from rtcheck.dicomweb import DICOMwebError, looks_like_url, parse_study_url
+
+        if isinstance(value, str) and looks_like_url(value):
+            try:
+                parse_study_url(value)
+            except DICOMwebError as exc:
+                raise CommandError(str(exc)) from exc
+            return value
+        return super().convert(value, param, ctx)
+
+
+#: Help of --download-dir (check, dvh, batch).
+DOWNLOAD_DIR_HELP = ("With a DICOMweb study URL to read: keep the retrieved RT objects in "
+                     "DIR/STUDY_UID/ (created) instead of a temporary folder removed at exit.")
+
+
+#: Key of the --download-dir value in the click context's ``meta`` (read by local_paths).
+DOWNLOAD_DIR_META = "rtcheck.download_dir"
+
+
+def download_dir_option():
+    """The shared ``--download-dir DIR`` option of the commands whose PATH may be a URL. It
+    is not a parameter of the command function: :func:`local_paths` reads it from the click
+    context (as --dose-summation), so adding it changes no command's signature."""
+    return click.option("--download-dir", metavar="DIR", default=None, expose_value=False,
+                        type=click.Path(file_okay=False, path_type=str), help=DOWNLOAD_DIR_HELP,
+                        callback=lambda ctx, _p, v: ctx.meta.update({DOWNLOAD_DIR_META: v}))
+
+
+def local_paths(paths: tuple[str, ...] | list[str], download_dir: str | None = None, *,
+                deidentify: bool = False) -> tuple[str, ...]:
+    """``paths`` with every DICOMweb study URL replaced by the folder its RT objects were
+    retrieved into (:func:`rtcheck.dicomweb.study_folder`); files and folders are kept.
+
+    ``download_dir`` defaults to the command's --download-dir (:func:`download_dir_option`).
+    A temporary folder lives until the running command ends (the click context closes it).
+    A note on standard error says what was retrieved. A study that cannot be retrieved is
+    :class:`CommandError`: one line naming the URL (with ``deidentify``, its StudyInstanceUID
+    replaced by ``[study UID]``).
+    """
+    from rtcheck.dicomweb import (
+        DICOMwebError,
+        hide_study_uid,
+        looks_like_url,
+        parse_study_url,
+        study_folder,
+    )
+
+    out = []
+    ctx = click.get_current_context()
+    if download_dir is None:
+        download_dir = ctx.meta.get(DOWNLOAD_DIR_META)
+    for path in paths:
+        if not looks_like_url(path):
+            out.append(path)
+            continue
+        try:
+            url = parse_study_url(path)
+            study = ctx.with_resource(study_folder(url, download_dir))
+        except DICOMwebError as exc:
+            raise CommandError(hide_study_uid(str(exc)) if deidentify else str(exc)) from exc
+        shown = hide_study_uid(url.shown) if deidentify else url.shown
+        click.echo(f"rtcheck: note: retrieved {study.summary()} from {shown}"
+                   + ("" if download_dir is None or deidentify else f" into {study.folder}"),
+                   err=True)
+        out.append(str(study.folder))
+    return tuple(out)

@@ -109,9 +109,9 @@ def _accumulation_lines(acc: Accumulation) -> list[str]:
                f"{c.course.dose_gy / c.course.fractions:.3f}", _g(acc.alpha_beta),
                model_label(acc.model, acc.dt), f"{c.eqd2:.2f}",
                "-" if c.share != c.share else f"{100 * c.share:.1f} %",
-               "-" if c.interval_days is None
+               "-" if c.interval_days is None or c.interval_months is None
                else f"{c.interval_days} d ({c.interval_months:.1f} mo)"]
-        if rec:
+        if rec and c.discount is not None and c.discounted_eqd2 is not None:
             row += [str(c.months_before_last), f"{100 * c.discount:.0f} %",
                     f"{c.discounted_eqd2:.2f}"]
         rows.append(row)
@@ -133,8 +133,9 @@ def _courses_report(course_texts: tuple[str, ...], abs_: list[float], model: str
     sens = [Sensitivity("cumulative EQD2", tuple(abs_), tuple(a.total_eqd2 for a in accs),
                         model, dt)]
     if recovery:
+        # with a recovery model every accumulation has its discounted total
         sens.append(Sensitivity("cumulative EQD2 after recovery", tuple(abs_),
-                                tuple(a.total_discounted_eqd2 for a in accs), model, dt))
+                                tuple(a.total_discounted_eqd2 or 0.0 for a in accs), model, dt))
     doc = {"mode": "courses", "model": model, "dt_gy": dt,
            "recovery": recovery.as_dict() if recovery else None,
            "accumulations": [a.as_dict() for a in accs],

@@ -13,13 +13,16 @@ from rtcheck.cli.common import (
     CommandError,
     MetricType,
     OneLineCommand,
-    atomic_path,
+    PathOrStudyURL,
     check_output,
     dose_summation_option,
+    download_dir_option,
     load_from_cli,
+    local_paths,
     write_output,
 )
 from rtcheck.dvh import DVH, compute_dvhs
+from rtcheck.files import atomic_path
 from rtcheck.model import PlanData
 
 SUMMARY = ("Dmax", "Dmin", "Dmean", "D0.03cc")
@@ -121,7 +124,8 @@ def render_csv(report: dict, metrics: list[str]) -> str:
 
 
 @click.command("dvh", cls=OneLineCommand)
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.argument("paths", nargs=-1, type=PathOrStudyURL(exists=True, path_type=str))
+@download_dir_option()
 @click.option("--plan", "plan", metavar="LABEL_OR_UID",
               help="Which plan, when PATH holds several.")
 @click.option("--structures", type=click.Path(exists=True, dir_okay=False),
@@ -148,8 +152,9 @@ def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, outp
         deidentify):
     """DVH metrics of every structure of a plan.
 
-    PATH is a folder (searched recursively) or a list of DICOM files; rtcheck pairs the
-    RTDOSE with its RTPLAN and RTSTRUCT by their UIDs. Without a plan, give --structures and
+    PATH is a folder (searched recursively), a list of DICOM files, or a DICOMweb study URL
+    (http://pacs:8042/dicom-web/studies/STUDY_UID: its RT objects are retrieved first);
+    rtcheck pairs the RTDOSE with its RTPLAN and RTSTRUCT by their UIDs. Without a plan, give --structures and
     --dose: doses are then as stored, and the number of fractions is unknown.
 
     Every structure gets Dmax, Dmin, Dmean and D0.03cc (Gy), its volume (cc) and the fraction
@@ -165,6 +170,7 @@ def dvh(paths, plan, structures, dose, dose_summation, names, metrics, fmt, outp
     Exit codes: 0 ok; 2 bad input (the message names the file and the problem).
     """
     check_output(output)  # exit 2 before any work when OUTPUT cannot be written
+    paths = local_paths(paths, deidentify=deidentify)  # DICOMweb study URLs -> folders
     metrics = list(metrics)
     data = load_from_cli(paths, plan, structures, dose, dose_summation, deidentify=deidentify)
     deid = None
@@ -226,7 +232,7 @@ def render_dvh_output(report: dict, metrics: list[str], fmt: str, deidentifier=N
 
 def write_plot(path: str, dvhs: list[DVH], report: dict) -> None:
     """Draw the DVHs to ``path`` (format from its suffix); a bad suffix exits with code 2."""
-    from rtcheck.plotting import (
+    from rtcheck.report.plots import (
         save_dvh_plot,  # matplotlib only when a plot is asked for
     )
 

@@ -21,12 +21,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtcheck.rules.protocols import (
+from rtcheck.rules.kinds import (
     FRACTIONATION_TIERS,
     SITES,
+    FractionationRule,
     ListedScheme,
     Preference,
-    Rule,
     Scheme,
 )
 
@@ -79,7 +79,7 @@ class SchemeAssessment:
     details: dict = field(default_factory=dict)
 
 
-def assess_scheme(rule: Rule, total_gy: float, fractions: int, *, site: str | None,
+def assess_scheme(rule: FractionationRule, total_gy: float, fractions: int, *, site: str | None,
                   technique: str | None) -> SchemeAssessment:
     """Assess a plan's scheme against a ``fractionation`` rule.
 
@@ -112,16 +112,18 @@ def assess_scheme(rule: Rule, total_gy: float, fractions: int, *, site: str | No
     """
     _check(rule, total_gy, fractions, site, technique)
     if site is None and rule.site_dependent:
-        own = _match(rule, total_gy, fractions, None, technique,
-                     tiers=("recommended", "other", "exceptional"), any_site=False)
-        if own[0] is not None:
-            return _tier_assessment(rule, total_gy, fractions, None, technique, *own)
+        first, also, mismatched = _match(rule, total_gy, fractions, None, technique,
+                                         tiers=("recommended", "other", "exceptional"),
+                                         any_site=False)
+        if first is not None:
+            return _tier_assessment(rule, total_gy, fractions, None, technique, first, also,
+                                    mismatched)
         by_site = {s: _assess_at(rule, total_gy, fractions, s, technique) for s in SITES}
         return _combine(rule, total_gy, fractions, by_site)
     return _assess_at(rule, total_gy, fractions, site, technique)
 
 
-def matching_scheme_technique(rule: Rule, total_gy: float, fractions: int, site: str | None
+def matching_scheme_technique(rule: FractionationRule, total_gy: float, fractions: int, site: str | None
                               ) -> tuple[str, str] | None:
     """(technique, how) when the plan's scheme matches a listed scheme/range of the row that says
     its technique, else None (used to decide SBRT vs conventional).
@@ -150,25 +152,27 @@ def matching_scheme_technique(rule: Rule, total_gy: float, fractions: int, site:
 # ============================================================================ one site
 
 
-def _assess_at(rule: Rule, total: float, n: int, site: str | None, technique: str | None
+def _assess_at(rule: FractionationRule, total: float, n: int, site: str | None, technique: str | None
                ) -> SchemeAssessment:
-    got = _match(rule, total, n, site, technique, tiers=FRACTIONATION_TIERS,
-                 any_site=False)
-    if got[0] is not None:
-        return _tier_assessment(rule, total, n, site, technique, *got)
+    first, also, mismatched = _match(rule, total, n, site, technique,
+                                     tiers=FRACTIONATION_TIERS, any_site=False)
+    if first is not None:
+        return _tier_assessment(rule, total, n, site, technique, first, also, mismatched)
     be = _equivalent(rule, total, n, site, technique)
     if be is not None and be["inside"]:
         return _equivalent_assessment(rule, total, n, site, technique, be)
-    return _outside(rule, total, n, site, technique, be, got[2])
+    return _outside(rule, total, n, site, technique, be, mismatched)
 
 
-def _match(rule: Rule, total: float, n: int, site: str | None, technique: str | None, *,
+def _match(rule: FractionationRule, total: float, n: int, site: str | None, technique: str | None, *,
            tiers: tuple[str, ...], any_site: bool
            ) -> tuple[ListedScheme | None, list[ListedScheme], list[ListedScheme]]:
     """(first matching entry, the other matching entries, entries matching but for the
     technique). Entries stated for some sites count only at those sites."""
     tol = rule.dose_tolerance_pct
-    first, also, mismatched = None, [], []
+    first: ListedScheme | None = None
+    also: list[ListedScheme] = []
+    mismatched: list[ListedScheme] = []
     for entry in rule.listed:
         if entry.tier not in tiers:
             continue
@@ -189,7 +193,7 @@ def _technique_fits(listed: str | None, course: str | None) -> bool:
     return not (listed == "SBRT" and course == "conventional")
 
 
-def _tier_assessment(rule: Rule, total: float, n: int, site: str | None,
+def _tier_assessment(rule: FractionationRule, total: float, n: int, site: str | None,
                      technique: str | None, entry: ListedScheme, also: list[ListedScheme],
                      mismatched: list[ListedScheme]) -> SchemeAssessment:
     label = _label(total, n)
@@ -226,7 +230,7 @@ def _tier_assessment(rule: Rule, total: float, n: int, site: str | None,
 # ============================================================================ biological equivalent
 
 
-def _equivalent(rule: Rule, total: float, n: int, site: str | None, technique: str | None
+def _equivalent(rule: FractionationRule, total: float, n: int, site: str | None, technique: str | None
                 ) -> dict[str, Any] | None:
     """The biological-equivalent numbers at a site, or None when the rule allows none there."""
     if not rule.biological_equivalent or rule.alpha_beta is None:
@@ -250,7 +254,7 @@ def _equivalent(rule: Rule, total: float, n: int, site: str | None, technique: s
                        "bed_gy": [min(e.beds(ab)), max(e.beds(ab))]} for e in basis]}
 
 
-def _equivalent_text(rule: Rule, be: dict[str, Any]) -> str:
+def _equivalent_text(rule: FractionationRule, be: dict[str, Any]) -> str:
     ab = f"{be['alpha_beta']:g}"
     lo, hi = be["bed_span_gy"]
     f0, f1 = be["fraction_span"]
@@ -258,7 +262,7 @@ def _equivalent_text(rule: Rule, be: dict[str, Any]) -> str:
             f"{f0}-{f1}; biological equivalent = {rule.biological_equivalent_definition}")
 
 
-def _equivalent_assessment(rule: Rule, total: float, n: int, site: str | None,
+def _equivalent_assessment(rule: FractionationRule, total: float, n: int, site: str | None,
                            technique: str | None, be: dict[str, Any]) -> SchemeAssessment:
     at = f" at the {site}" if site else ""
     tech = rule.biological_equivalent_technique
@@ -278,7 +282,7 @@ def _be_details(be: dict[str, Any]) -> dict[str, Any]:
 # ============================================================================ outside
 
 
-def _outside(rule: Rule, total: float, n: int, site: str | None, technique: str | None,
+def _outside(rule: FractionationRule, total: float, n: int, site: str | None, technique: str | None,
              be: dict[str, Any] | None, mismatched: list[ListedScheme]) -> SchemeAssessment:
     at = f" at the {site}" if site else ""
     reason = f"{_label(total, n)} is outside every tier for indication {rule.indication}{at}"
@@ -307,7 +311,7 @@ def _outside(rule: Rule, total: float, n: int, site: str | None, technique: str 
                             details=details)
 
 
-def _nearest(rule: Rule, total: float, n: int, site: str | None, count: int = 3) -> str:
+def _nearest(rule: FractionationRule, total: float, n: int, site: str | None, count: int = 3) -> str:
     """The listed entries closest to the plan: fewest fractions away, then dose."""
     def distance(e: ListedScheme) -> tuple[float, float]:
         if isinstance(e, Scheme):
@@ -331,7 +335,7 @@ def _nearest(rule: Rule, total: float, n: int, site: str | None, count: int = 3)
 # ============================================================================ site unknown
 
 
-def _combine(rule: Rule, total: float, n: int, by_site: dict[str, SchemeAssessment]
+def _combine(rule: FractionationRule, total: float, n: int, by_site: dict[str, SchemeAssessment]
              ) -> SchemeAssessment:
     label = _label(total, n)
     summary = {s: {"status": a.status, "tier": a.tier, "source": a.source,
@@ -365,7 +369,7 @@ def _combine(rule: Rule, total: float, n: int, by_site: dict[str, SchemeAssessme
 # ============================================================================ preferences
 
 
-def _preferences(rule: Rule, total: float, n: int, site: str | None, status: str, reason: str,
+def _preferences(rule: FractionationRule, total: float, n: int, site: str | None, status: str, reason: str,
                  details: dict[str, Any]) -> tuple[str, str]:
     """Apply the rule's preferences: a WARN (status PASS -> WARN) when the facts are known and
     the plan does not follow it, a remark when it depends on a fact rtcheck does not have."""
@@ -406,7 +410,7 @@ def _prefers(p: Preference) -> str:
 # ============================================================================ helpers
 
 
-def _check(rule: Rule, total: float, n: int, site: str | None, technique: str | None) -> None:
+def _check(rule: FractionationRule, total: float, n: int, site: str | None, technique: str | None) -> None:
     if rule.kind != "fractionation":
         raise ValueError(f"rule {rule.id!r} is a {rule.kind} rule, not a fractionation rule")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -429,12 +433,12 @@ def _tech(technique: str | None) -> str | None:
     return technique.lower() if technique else None
 
 
-def _place(rule: Rule, entry: ListedScheme) -> str:
+def _place(rule: FractionationRule, entry: ListedScheme) -> str:
     source = entry.source or rule.schemes_source or rule.source
     return f"{source}, {entry.where}" if entry.where else source
 
 
-def _entry_dict(rule: Rule, entry: ListedScheme) -> dict[str, Any]:
+def _entry_dict(rule: FractionationRule, entry: ListedScheme) -> dict[str, Any]:
     return {"scheme": entry.label, "tier": entry.tier,
             "source": entry.source or rule.schemes_source or rule.source, "where": entry.where,
             "technique": _tech(entry.technique), "sites": list(entry.sites)}

@@ -19,8 +19,27 @@ SITES = ("spine", "sacrum", "extraspinal")
 DEFAULT_DOSE_TOLERANCE_PCT = 0.5
 
 
+@dataclass(frozen=True, kw_only=True)
+class Listing:
+    """Where a listed scheme or range stands: its tier, the technique, source and words of
+    the source, the sites it is stated for (fields described in :class:`Scheme`). Keyword-only,
+    so that each listing's own numbers come first."""
+
+    tier: str
+    technique: str | None = None
+    source: str | None = None
+    note: str | None = None
+    where: str | None = None
+    quote: str | None = None
+    sites: tuple[str, ...] = ()
+
+    def applies_at(self, site: str | None) -> bool:
+        """True when the listing is stated for this site (or for any site)."""
+        return not self.sites or site in self.sites
+
+
 @dataclass(frozen=True)
-class Scheme:
+class Scheme(Listing):
     """A listed fractionation scheme: ``dose`` Gy in ``fractions`` fractions.
 
     ``tier`` is the list it stands in (:data:`FRACTIONATION_TIERS`); ``technique`` is the
@@ -33,18 +52,11 @@ class Scheme:
 
     dose: float
     fractions: int
-    tier: str
-    technique: str | None = None
-    source: str | None = None
-    note: str | None = None
-    where: str | None = None
-    quote: str | None = None
-    sites: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """``"30 Gy/10"`` (``"SBRT 35 Gy/5"`` when the scheme is listed for SBRT)."""
-        text = f"{_num(self.dose)} Gy/{self.fractions}"
+        text = f"{number_text(self.dose)} Gy/{self.fractions}"
         return f"SBRT {text}" if self.technique == "SBRT" else text
 
     def bed(self, alpha_beta: float) -> float:
@@ -63,13 +75,10 @@ class Scheme:
         """Same fractions and the dose within ``tol_pct`` percent of the listed dose."""
         return fractions == self.fractions and abs(dose - self.dose) <= self.dose * tol_pct / 100
 
-    def applies_at(self, site: str | None) -> bool:
-        """True when the scheme is stated for this site (or for any site)."""
-        return not self.sites or site in self.sites
 
 
 @dataclass(frozen=True)
-class SchemeRange:
+class SchemeRange(Listing):
     """A listed range: ``dose_min``-``dose_max`` Gy in ``fractions_min``-``fractions_max``
     fractions (bounds inclusive; any dose with any number of fractions inside). Other fields
     as :class:`Scheme`."""
@@ -78,21 +87,14 @@ class SchemeRange:
     dose_max: float
     fractions_min: int
     fractions_max: int
-    tier: str
-    technique: str | None = None
-    source: str | None = None
-    note: str | None = None
-    where: str | None = None
-    quote: str | None = None
-    sites: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """``"20-30 Gy in 4-10 fx"`` (``"SBRT ..."`` when listed for SBRT)."""
         fx = (str(self.fractions_min) if self.fractions_min == self.fractions_max
               else f"{self.fractions_min}-{self.fractions_max}")
-        dose = (_num(self.dose_min) if self.dose_min == self.dose_max
-                else f"{_num(self.dose_min)}-{_num(self.dose_max)}")
+        dose = (number_text(self.dose_min) if self.dose_min == self.dose_max
+                else f"{number_text(self.dose_min)}-{number_text(self.dose_max)}")
         text = f"{dose} Gy in {fx} fx"
         return f"SBRT {text}" if self.technique == "SBRT" else text
 
@@ -113,10 +115,6 @@ class SchemeRange:
         tol = tol_pct / 100
         return (self.fractions_min <= fractions <= self.fractions_max
                 and self.dose_min * (1 - tol) <= dose <= self.dose_max * (1 + tol))
-
-    def applies_at(self, site: str | None) -> bool:
-        return not self.sites or site in self.sites
-
 
 #: A listed entry of a fractionation rule: one scheme or one range.
 ListedScheme = Scheme | SchemeRange
@@ -145,7 +143,7 @@ class Preference:
     def label(self) -> str:
         if self.prefer == "fractionated":
             return "a fractionated scheme"
-        return f"{_num(self.dose)} Gy/{self.fractions}"
+        return f"{number_text(self.dose)} Gy/{self.fractions}"
 
     def followed_by(self, dose: float, fractions: int, tol_pct: float) -> bool:
         """True when the plan's scheme is the preferred one (or a fractionated one)."""
@@ -175,7 +173,7 @@ class DoseRange:
     def label(self) -> str:
         fx = (str(self.fractions_min) if self.fractions_min == self.fractions_max
               else f"{self.fractions_min}-{self.fractions_max}")
-        return f"{_num(self.dose_min)}-{_num(self.dose_max)} Gy in {fx} fx"
+        return f"{number_text(self.dose_min)}-{number_text(self.dose_max)} Gy in {fx} fx"
 
 
 @dataclass(frozen=True)
@@ -208,9 +206,9 @@ class Limit:
     def label(self, unit: str | None = None) -> str:
         """``"<= 12.4 Gy (WARN up to 14 Gy)"``."""
         u = f" {unit}" if unit and unit != "ratio" else ""
-        text = f"{self.operator} {_num(self.limit)}{u}"
+        text = f"{self.operator} {number_text(self.limit)}{u}"
         if self.warn_up_to is not None:
-            text += f" (WARN up to {_num(self.warn_up_to)}{u})"
+            text += f" (WARN up to {number_text(self.warn_up_to)}{u})"
         return text
 
 
@@ -370,7 +368,7 @@ class FractionationRule(Rule):
         if extra:
             parts.append(f"allowed elsewhere {labels(extra, True)} (WARN)")
         if self.biological_equivalent and self.alpha_beta is not None:
-            ab = _num(self.alpha_beta)
+            ab = number_text(self.alpha_beta)
             spans = []
             sites = [None] if not self.site_dependent else list(SITES)
             for site in sites:
@@ -412,6 +410,14 @@ class DoseRule(Rule):
     below_conus_roles: tuple[str, ...] = ()
     technique: str | None = None
     extent_margin_mm: float | None = None
+
+    @property
+    def organ_role(self) -> str:
+        """The role the source derived the rule for (a dose rule always has one: the protocol
+        reader refuses a dose rule without ``role``)."""
+        if self.role is None:
+            raise ValueError(f"rule {self.id}: a dose rule needs a role")
+        return self.role
 
     def limit_for(self, fractions: int | None = None) -> Limit | None:
         """The rule's single limit (overridden for limits tabulated by fractions)."""
@@ -473,8 +479,95 @@ class WarningRule(Rule):
         return f"vertebral level {lo}-{hi}: {self.severity}"
 
 
+@dataclass(frozen=True)
+class Condition:
+    """A statement about one case fact: ``fact op value`` (kinds ``case``).
+
+    ``op`` is one of :data:`CONDITION_OPERATORS`; ``value`` a number, true/false, a choice,
+    a list of choices (``in``, ``not_in``), ``[lowest, highest]`` (``between``, inclusive) or
+    a vertebral span ``["T10", "S5"]`` (``overlaps``). ``label`` names the condition in a
+    finding (default: the condition itself). ``warn_band`` ``[lo, hi]``: a value that breaks
+    a ``require`` condition but lies within the band is WARN, not the rule's severity.
+    """
+
+    fact: str
+    op: str
+    value: Any
+    label: str | None = None
+    warn_band: tuple[float, float] | None = None
+
+    @property
+    def text(self) -> str:
+        """``"karnofsky >= 70"`` (or the label)."""
+        if self.label:
+            return self.label
+        value = self.value
+        if isinstance(value, tuple):
+            parts = [number_text(v) if isinstance(v, float) else str(v) for v in value]
+            value = "-".join(parts) if self.op in ("between", "overlaps") \
+                else "[" + ", ".join(parts) + "]"
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, float):
+            value = number_text(value)
+        return f"{self.fact} {self.op} {value}"
+
+
+#: Operators of a case condition.
+CONDITION_OPERATORS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between", "overlaps")
+#: How a case rule combines its conditions: ``require`` (all must hold; a broken one gives the
+#: severity), ``flag_if_any`` (any that holds gives the severity, listing those present),
+#: ``flag_if_all`` (the severity when all hold).
+CASE_LOGICS = ("require", "flag_if_any", "flag_if_all")
+
+
+@dataclass(frozen=True)
+class CaseRule(Rule):
+    """Kind ``case``: conditions on the case's facts (given, measured on the contours or
+    derived from dates and the plan), combined by ``logic`` (:data:`CASE_LOGICS`).
+
+    The rule applies to courses of ``technique`` (None: any), at ``sites`` (empty: any), for
+    ``indications`` (empty: any) except ``except_indications``, and when every ``when``
+    condition holds. ``message`` says what the source asks when the rule is not satisfied.
+    """
+
+    logic: str = "require"
+    conditions: tuple[Condition, ...] = ()
+    when: tuple[Condition, ...] = ()
+    technique: str | None = None
+    sites: tuple[str, ...] = ()
+    indications: tuple[str, ...] = ()
+    except_indications: tuple[str, ...] = ()
+    message: str | None = None
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        """Every fact the rule reads (its conditions' and its ``when``'s), once each."""
+        return tuple(dict.fromkeys(c.fact for c in self.when + self.conditions))
+
+    def summary(self) -> str:
+        joiner = {"require": " and ", "flag_if_any": " or ", "flag_if_all": " and "}[self.logic]
+        what = joiner.join(c.text for c in self.conditions)
+        return what if self.logic == "require" else f"{self.severity} if {what}"
+
+
+@dataclass(frozen=True)
+class SystemicTreatmentRule(Rule):
+    """Kind ``systemic_treatments``: each drug of the case against the drug table
+    (``drug_table``: a file of ``constraints/`` or a path), with a wash-out of
+    ``washout_half_lives`` half-lives before the course starts."""
+
+    drug_table: str | None = None
+    washout_half_lives: float = 5.0
+
+    def summary(self) -> str:
+        return f"wash-out of {number_text(self.washout_half_lives)} half-lives; drug table {self.drug_table}"
+
+
 #: The rule type of each kind.
 RULE_TYPES: dict[str, type[Rule]] = {
+    "case": CaseRule,
+    "systemic_treatments": SystemicTreatmentRule,
     "fractionation": FractionationRule,
     "sbrt_prescription_range": PrescriptionRangeRule,
     "dose_limit": DoseLimitRule,
@@ -491,7 +584,7 @@ def _compare(value: float, operator: str, limit: float) -> bool:
             ">": value > limit, ">=": value >= limit}[operator]
 
 
-def _num(x: float | None) -> str:
+def number_text(x: float | None) -> str:
     """``30.0`` -> ``"30"``, ``20.3`` -> ``"20.3"``."""
     return "" if x is None else f"{x:g}"
 

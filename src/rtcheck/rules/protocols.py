@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcheck.errors import InputError, MetricError
+from rtcheck.rules.case_schema import CASE_RULE_KEYS, TREATMENT_RULE_KEYS
 from rtcheck.rules.kinds import (  # noqa: F401  (re-exported: the rule types are part of this API)
     DEFAULT_DOSE_TOLERANCE_PCT,
     FRACTIONATION_TIERS,
@@ -43,13 +44,14 @@ from rtcheck.rules.kinds import (  # noqa: F401  (re-exported: the rule types ar
     Scheme,
     SchemeRange,
     WarningRule,
-    _num,
+    number_text,
 )
 from rtcheck.rules.roles import ROLES_FILE, RoleMap
 from rtcheck.tomlfile import parse_toml, problem_text
 
 SCHEMA_VERSION = 1
-KINDS = ("fractionation", "sbrt_prescription_range", "dose_limit", "reirradiation", "warning")
+KINDS = ("fractionation", "sbrt_prescription_range", "dose_limit", "reirradiation", "warning",
+         "case", "systemic_treatments")
 SEVERITIES = ("FAIL", "WARN")
 OPERATORS = ("<", "<=", ">", ">=")
 MODELS = ("LQ",)
@@ -95,9 +97,13 @@ _KIND_KEYS = {
                       {"role", "metric", "warn_up_to", "applies_to_fractions", "show",
                        *_SCOPE_KEYS, "prior_technique", "max_prior_courses"}),
     "warning": ({"role", "vertebral_levels", "message"}, {"show"}),
+    # case kinds: keys read by rtcheck.rules.case_schema
+    "case": CASE_RULE_KEYS,
+    "systemic_treatments": TREATMENT_RULE_KEYS,
 }
 _SCHEME_KEYS = ({"dose", "fractions"}, {"technique", "source", "note"})
-_RANGE_KEYS = ({"dose_min", "dose_max", "fractions_min", "fractions_max"}, set())
+_RANGE_KEYS: tuple[set[str], set[str]] = (
+    {"dose_min", "dose_max", "fractions_min", "fractions_max"}, set())
 _LIMIT_KEYS = ({"limit"}, {"fractions", "warn_up_to", "operator"})
 
 
@@ -108,6 +114,9 @@ class ProtocolError(InputError):
         self.problems = list(problems)
         super().__init__(problem_text(self.problems), path)
 
+
+#: TOML files of constraints/ that are data, not protocols (roles; the case checks' drug table).
+_DATA_FILES = (ROLES_FILE, "drugs-2026.toml")
 
 _SCHEME_EXTRA_KEYS = {"where", "quote", "sites"}
 _SCHEME_RANGE_KEYS = ({"dose_min", "dose_max", "fractions_min", "fractions_max"},
@@ -170,7 +179,7 @@ def shipped_protocols() -> list[Protocol]:
     root = resources.files("rtcheck.constraints")
     out = []
     for res in sorted(root.iterdir(), key=lambda r: r.name):
-        if res.name.endswith(".toml") and res.name != ROLES_FILE:
+        if res.name.endswith(".toml") and res.name not in _DATA_FILES:
             out.append(_load_bytes(res.read_bytes(), str(res), shipped=True))
     return sorted(out, key=lambda p: p.id)
 
@@ -489,7 +498,7 @@ class _Reader:
             if op not in ("<", "<="):
                 self.problem(ctx, "warn_up_to needs an upper-bound operator ('<' or '<=')")
             elif warn <= limit:
-                self.problem(ctx, f"warn_up_to ({_num(warn)}) must be above the limit ({_num(limit)})")
+                self.problem(ctx, f"warn_up_to ({number_text(warn)}) must be above the limit ({number_text(limit)})")
         if limit is None or op is None:
             return None
         return {"limit": limit, "operator": op, "warn_up_to": warn}
@@ -596,7 +605,7 @@ class _Reader:
                 dose = self.number(sub, entry, "dose", positive=True)
                 n = self.integer(sub, entry, "fractions")
                 if dose is not None and n is not None:
-                    out.append(Scheme(dose, n, tier, **extra))
+                    out.append(Scheme(dose, n, tier=tier, **extra))
                 continue
             d0, d1 = (self.number(sub, entry, k, positive=True) for k in ("dose_min", "dose_max"))
             n0, n1 = (self.integer(sub, entry, k) for k in ("fractions_min", "fractions_max"))
@@ -605,7 +614,7 @@ class _Reader:
             if d0 > d1 or n0 > n1:  # type: ignore[operator]
                 self.problem(sub, "a minimum is above its maximum")
                 continue
-            out.append(SchemeRange(d0, d1, n0, n1, tier, **extra))  # type: ignore[arg-type]
+            out.append(SchemeRange(d0, d1, n0, n1, tier=tier, **extra))  # type: ignore[arg-type]
         return tuple(out)
 
     def _sbrt_prescription_range(self, ctx: str, raw: dict) -> dict[str, Any]:
@@ -713,6 +722,16 @@ class _Reader:
         out["limits"] = (Limit(**values),) if values else ()
         out.update(self.scope(ctx, raw))
         return out
+
+    def _case(self, ctx: str, raw: dict) -> dict[str, Any]:
+        from rtcheck.rules.case_schema import case_rule_fields  # the case kinds' keys
+
+        return case_rule_fields(raw, lambda msg: self.problem(ctx, msg))
+
+    def _systemic_treatments(self, ctx: str, raw: dict) -> dict[str, Any]:
+        from rtcheck.rules.case_schema import treatment_rule_fields
+
+        return treatment_rule_fields(raw, lambda msg: self.problem(ctx, msg))
 
     def _warning(self, ctx: str, raw: dict) -> dict[str, Any]:
         if "unit" in raw:

@@ -8,8 +8,10 @@ holds the plan and the facts, and collects skipped rules and notes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from rtcheck.checker.evaluators import (
+    case,
     dose_limit,
     fractionation,
     prescription_range,
@@ -18,14 +20,39 @@ from rtcheck.checker.evaluators import (
 )
 from rtcheck.checker.evaluators.context import Context
 from rtcheck.checker.findings import Finding
-from rtcheck.rules.protocols import Rule
+from rtcheck.rules.kinds import (
+    CaseRule,
+    DoseLimitRule,
+    FractionationRule,
+    PrescriptionRangeRule,
+    ReirradiationRule,
+    Rule,
+    SystemicTreatmentRule,
+    WarningRule,
+)
 
-EVALUATORS: dict[str, Callable[[Rule, Context], list[Finding]]] = {
-    "fractionation": fractionation.evaluate,
-    "sbrt_prescription_range": prescription_range.evaluate,
-    "dose_limit": dose_limit.evaluate,
-    "warning": warning.evaluate,
-    "reirradiation": reirradiation.evaluate,
+Evaluator = Callable[[Rule, Context], list[Finding]]
+R = TypeVar("R", bound=Rule)
+
+
+def typed(kind: type[R], evaluate: Callable[[R, Context], list[Finding]]) -> Evaluator:
+    """``evaluate`` for rules of type ``kind`` only (each evaluator reads its kind's fields)."""
+    def run(rule: Rule, ctx: Context) -> list[Finding]:
+        if not isinstance(rule, kind):  # a protocol's kind and its type disagree: a bug
+            raise TypeError(f"rule {rule.id}: {kind.__name__} expected, got "
+                            f"{type(rule).__name__}")
+        return evaluate(rule, ctx)
+    return run
+
+
+EVALUATORS: dict[str, Evaluator] = {
+    "fractionation": typed(FractionationRule, fractionation.evaluate),
+    "sbrt_prescription_range": typed(PrescriptionRangeRule, prescription_range.evaluate),
+    "dose_limit": typed(DoseLimitRule, dose_limit.evaluate),
+    "warning": typed(WarningRule, warning.evaluate),
+    "reirradiation": typed(ReirradiationRule, reirradiation.evaluate),
+    "case": typed(CaseRule, case.evaluate),
+    "systemic_treatments": typed(SystemicTreatmentRule, case.evaluate_treatments),
 }
 
-__all__ = ["EVALUATORS", "Context"]
+__all__ = ["EVALUATORS", "Context", "Evaluator", "typed"]

@@ -61,7 +61,16 @@ class Context:
     notes: list[Note] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     matches: dict[str, RoleMatch] = field(default_factory=dict)
+    #: The case file's facts (rtcheck.case.CaseFacts), None without a case file.
+    case: Any = None
+    #: Contour measurements (tumour-cord distance, GTV diameter), filled once by the case rules.
+    measures: dict[str, Any] = field(default_factory=dict)
     _dvhs: dict[Any, Any] = field(default_factory=dict)
+    #: Spatial registrations (:class:`rtcheck.accumulation.Registration`) relating a prior
+    #: course's frame of reference to this plan's, for the voxel-wise sums.
+    registrations: list[Any] = field(default_factory=list)
+    #: Set-up uncertainty (mm) of the voxel-wise envelope (None: the accumulation default).
+    uncertainty_mm: float | None = None
 
     # ---------------------------------------------------------------- plan facts
 

@@ -23,10 +23,10 @@ from rtcheck.checker.evaluators.structures import (
 from rtcheck.checker.findings import Finding
 from rtcheck.dvh import parse_metric
 from rtcheck.radiobiology import eqd2
-from rtcheck.rules.protocols import Limit, Rule
+from rtcheck.rules.kinds import DoseLimitRule, Limit
 
 
-def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+def evaluate(rule: DoseLimitRule, ctx: Context) -> list[Finding]:
     why = out_of_scope(rule, ctx)
     if why:
         return ctx.skip(rule, F.OUT_OF_SCOPE, why)
@@ -64,11 +64,12 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
     return out
 
 
-def _metric_label(rule: Rule) -> str:
-    return f"EQD2 of {rule.metric}" if rule.convert == "EQD2" else rule.metric  # type: ignore[return-value]
+def _metric_label(rule: DoseLimitRule) -> str:
+    metric = rule.metric or ""  # a dose_limit rule always names its metric (validated)
+    return f"EQD2 of {metric}" if rule.convert == "EQD2" else metric
 
 
-def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int,
+def _on_target(rule: DoseLimitRule, ctx: Context, target: Target, limit: Limit, n: int,
                ab: float | None) -> TargetResult:
     dvh, problem = target_dvh(target, rule, ctx)
     if problem is not None:
@@ -100,7 +101,7 @@ def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int,
                         f"{limit.label(rule.unit)} in {fx(n)}{shown}", value, details=details)
 
 
-def _value(rule: Rule, physical: float, n: int, ab: float | None) -> tuple[float, str]:
+def _value(rule: DoseLimitRule, physical: float, n: int, ab: float | None) -> tuple[float, str]:
     if rule.convert == "EQD2":
         value = float(eqd2(physical, n, ab))  # type: ignore[arg-type]
         return value, (f"{rule.metric} = {physical:.2f} Gy in {fx(n)} ({physical / n:.2f} Gy per "
@@ -108,7 +109,7 @@ def _value(rule: Rule, physical: float, n: int, ab: float | None) -> tuple[float
     return physical, f"{rule.metric} = {physical:.2f} Gy"
 
 
-def _metric_undefined(target: Target, rule: Rule, dvh: Any, limit: Limit,
+def _metric_undefined(target: Target, rule: DoseLimitRule, dvh: Any, limit: Limit,
                       details: dict) -> TargetResult:
     """D<x>cc of a structure smaller than x cc: with an upper limit ('less than x cc may
     receive T') the rule is met whatever the dose; otherwise not evaluable."""

@@ -8,16 +8,17 @@ module turns the assessment into a finding.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from rtcheck.checker import findings as F
 from rtcheck.checker.evaluators.context import Context, finding, join, prescription
 from rtcheck.checker.findings import Finding
 from rtcheck.radiobiology import bed
 from rtcheck.rules.fractionation_tiers import assess_scheme
-from rtcheck.rules.protocols import Rule
+from rtcheck.rules.kinds import FractionationRule
 
 
-def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+def evaluate(rule: FractionationRule, ctx: Context) -> list[Finding]:
     if ctx.indication != rule.indication:
         if ctx.indication is None:
             return ctx.skip(rule, F.FACT_MISSING, f"needs the indication (indication "
@@ -28,7 +29,7 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
         return [got]
     total, n = got
     ab, ab_note = ctx.alpha_beta(rule)
-    details = {"fractions": n, "dose_per_fraction_gy": total / n}
+    details: dict[str, Any] = {"fractions": n, "dose_per_fraction_gy": total / n}
     if ab is not None:
         details[f"BED{ab:g}_gy"] = float(bed(total, n, ab))
     # an --alpha-beta override changes the biological-equivalent span the rule is read with

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rtcheck.checker import findings as F
 from rtcheck.checker.evaluators.context import Context, finding, prescription
 from rtcheck.checker.findings import Finding
-from rtcheck.rules import FractionationRule
 from rtcheck.rules.fractionation_tiers import assess_scheme
-from rtcheck.rules.protocols import Rule
+from rtcheck.rules.kinds import FractionationRule, PrescriptionRangeRule
 
 
-def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+def evaluate(rule: PrescriptionRangeRule, ctx: Context) -> list[Finding]:
     if ctx.technique.value == "conventional":
         return ctx.skip(rule, F.OUT_OF_SCOPE, f"not an SBRT course ({ctx.technique.text})")
     if ctx.site != rule.site:
@@ -24,8 +25,9 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
     total, n = got
     label = f"{total:g} Gy/{n}"
     tol = rule.dose_tolerance_pct / 100.0
-    common = dict(metric="prescription", value=total, limit=rule.summary(),
-                  details={"fractions": n, "technique": ctx.technique.as_dict()})
+    details: dict[str, Any] = {"fractions": n, "technique": ctx.technique.as_dict()}
+    common: dict[str, Any] = dict(metric="prescription", value=total, limit=rule.summary(),
+                                  details=details)
     unknown = "" if ctx.technique.value else \
         f"; applied because the technique is unknown ({ctx.technique.text})"
     for r in rule.ranges:
@@ -44,7 +46,7 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
         # The referential lists the scheme for this indication elsewhere (Tableau 5's 35 Gy/7,
         # a biological equivalent): outside section 2.2.2's ranges is then a point to review,
         # not a failure -- "FAIL only outside all of them" (issue 9, item 5).
-        common["details"]["indication_tier"] = listed.tier
+        details["indication_tier"] = listed.tier
         return [finding(rule, "WARN", f"{label}: {why} (ranges: {rule.summary()}), but the "
                         f"scheme is {listed.tier.replace('_', ' ')} for indication "
                         f"{ctx.indication} ({listed.source}): check the dose against section "

@@ -26,7 +26,7 @@ import math
 from typing import Any
 
 from rtcheck.checker import findings as F
-from rtcheck.checker.courses import END_ESTIMATE, PriorCourse
+from rtcheck.checker.courses import END_ESTIMATE
 from rtcheck.checker.evaluators.context import Context, finding, fx, join
 from rtcheck.checker.evaluators.scope import out_of_scope, technique_caveat
 from rtcheck.checker.evaluators.structures import (
@@ -37,13 +37,20 @@ from rtcheck.checker.evaluators.structures import (
     target_dvh,
 )
 from rtcheck.checker.findings import Finding
-from rtcheck.dvh import parse_metric
 from rtcheck.radiobiology import bed, eqd2, months_between
+from rtcheck.rules import ReirradiationRule
 from rtcheck.rules.protocols import Limit, Rule
 
 #: An interval estimated from a plan date PASSes only with this margin (months) above the
 #: limit; below it the prior course may have ended later than estimated: WARN.
 ESTIMATE_MARGIN_MONTHS = 1.0
+
+#: Keys of a finding's ``details["remaining_dose"]`` (see :class:`rtcheck.checker.budget.OrganBudget`).
+REMAINING_DOSE_KEYS = ("role", "stands_for", "fractions", "max_gy", "exact_gy", "binding_rule",
+                       "review_max_gy", "review_binding_rule", "code")
+
+#: Quantities whose findings add the voxel-wise sum in ``details`` (keys ``voxel_*``).
+VOXEL_QUANTITIES = ("cumulative_eqd2_max", "course_share", "cumulative_bed_max")
 
 _LABELS = {
     "cumulative_eqd2_max": "cumulative EQD2 of {m}",
@@ -56,9 +63,11 @@ _LABELS = {
 
 
 def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+    if not isinstance(rule, ReirradiationRule):  # the registry sends only this kind here
+        raise TypeError(f"rule {rule.id} is of kind {rule.kind}, not reirradiation")
     if not ctx.is_reirradiation:
         return ctx.skip(rule, F.NOT_APPLICABLE, "no prior course given (not a re-irradiation)")
-    metric = _LABELS[rule.quantity].format(m=rule.metric)  # type: ignore[index]
+    metric = _LABELS[rule.quantity or ""].format(m=rule.metric)
     why = out_of_scope(rule, ctx)
     if why:
         return ctx.skip(rule, F.OUT_OF_SCOPE, why)
@@ -77,10 +86,28 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
         if got is None:  # no cord near the lesion: recorded as skipped
             return []
         out = got
+        _add_remaining_dose(ctx, out)
     out.details["quantity"] = rule.quantity
     if out.details.get("warn_up_to") is None and rule.limits[0].warn_up_to is not None:
         out.details["warn_up_to"] = rule.limits[0].warn_up_to
     return [_outside_derivation(rule, ctx, out)]
+
+
+def _add_remaining_dose(ctx: Context, out: Finding) -> None:
+    """``details["remaining_dose"]``: the largest point maximum this course could have given
+    the structure that decided, in its number of fractions, with every re-irradiation rule
+    holding (:mod:`rtcheck.checker.budget`, from the same rules and prior courses)."""
+    n = ctx.fractions
+    if not ctx.priors or n is None or out.role is None:
+        return
+    from rtcheck.checker.budget import budget_from_rules  # budget reads this package
+
+    organ = budget_from_rules(ctx.rules, ctx.priors, [n], technique=ctx.technique.value,
+                              below_conus=ctx.below_conus,
+                              ab_overrides=ctx.ab_overrides).organ(out.role, n)
+    if organ is not None:
+        out.details["remaining_dose"] = {
+            key: getattr(organ, key) for key in REMAINING_DOSE_KEYS}
 
 
 def _other_patients(ctx: Context) -> str:
@@ -104,7 +131,7 @@ def _dated_after(ctx: Context) -> str:
             + "; ".join(bad)) if bad else ""
 
 
-def _outside_derivation(rule: Rule, ctx: Context, out: Finding) -> Finding:
+def _outside_derivation(rule: ReirradiationRule, ctx: Context, out: Finding) -> Finding:
     """PASS -> WARN when the rule is applied to courses it was not derived for."""
     caveats = []
     if rule.prior_technique:
@@ -134,7 +161,7 @@ def _outside_derivation(rule: Rule, ctx: Context, out: Finding) -> Finding:
 # ---------------------------------------------------------------------------- interval
 
 
-def _interval(rule: Rule, ctx: Context, metric: str) -> Finding:
+def _interval(rule: ReirradiationRule, ctx: Context, metric: str) -> Finding:
     limit = rule.limits[0]
     common: dict[str, Any] = dict(metric=metric, limit=limit.limit, operator=limit.operator,
                                   details={"requirement": limit.label(rule.unit)})
@@ -180,9 +207,11 @@ def _interval(rule: Rule, ctx: Context, metric: str) -> Finding:
 # ---------------------------------------------------------------------------- doses
 
 
-def _doses(rule: Rule, ctx: Context, metric: str) -> Finding | None:
+def _doses(rule: ReirradiationRule, ctx: Context, metric: str) -> Finding | None:
     limit = rule.limits[0]
     ab, ab_note = ctx.alpha_beta(rule)
+    if ab is None:  # the protocol reader requires an alpha/beta on a dose quantity
+        raise ValueError(f"rule {rule.id}: a dose quantity without alpha/beta")
     common: dict[str, Any] = dict(metric=metric, limit=limit.limit, operator=limit.operator,
                                   alpha_beta=ab)
     n = ctx.fractions
@@ -208,7 +237,7 @@ def _doses(rule: Rule, ctx: Context, metric: str) -> Finding | None:
     return out
 
 
-def _same_kind(rule: Rule, ctx: Context, results: list[TargetResult]) -> list[TargetResult]:
+def _same_kind(rule: ReirradiationRule, ctx: Context, results: list[TargetResult]) -> list[TargetResult]:
     """Drop the structure kinds a prior course does not give, when another kind can be summed
     over every course; the kind summed then stands in for the source's structure."""
     summed = [r for r in results if r.code != F.PRIOR_UNKNOWN]
@@ -224,16 +253,7 @@ def _same_kind(rule: Rule, ctx: Context, results: list[TargetResult]) -> list[Ta
     return summed
 
 
-def _course_value(rule: Rule, course: PriorCourse, role: str) -> float | None:
-    """The rule's metric in a prior course, on the same kind of structure."""
-    if role in course.dvhs:
-        return course.dvhs[role].metric(rule.metric)
-    if parse_metric(rule.metric).kind == "max":  # type: ignore[arg-type]
-        return course.point_max.get(role)
-    return None
-
-
-def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, ab: float,
+def _on_target(rule: ReirradiationRule, ctx: Context, target: Target, limit: Limit, n: int, ab: float,
                needs_priors: bool) -> TargetResult:
     dvh, problem = target_dvh(target, rule, ctx)
     if problem is not None:
@@ -254,7 +274,7 @@ def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, a
     parts = [f"this course {this:.2f} Gy in {fx(n)} -> {courses[0]['value_gy']:.2f} Gy"]
     if needs_priors:
         for p in ctx.priors:
-            value = _course_value(rule, p, target.role)
+            value = p.value(rule.metric, target.role)  # type: ignore[arg-type]
             if value is None or math.isnan(value) or not p.fractions:
                 return TargetResult(target, "NOT_EVALUATED", f"{p.label}: {rule.metric} of the "
                                     f"{target.role} unknown" + (f" ({'; '.join(p.notes)})"
@@ -286,5 +306,87 @@ def _on_target(rule: Rule, ctx: Context, target: Target, limit: Limit, n: int, a
         details["cumulative_eqd2_gy"] = total
     if quantity == "cumulative_bed_max":
         details["cumulative_bed_gy"] = total
+    if quantity in VOXEL_QUANTITIES:
+        details.update(_voxelwise(ctx, target, n, ab, word))
     return TargetResult(target, status, f"{target.label!r}: {text}; required "
                         f"{limit.label(rule.unit)}{band}", value, details=details)
+
+
+# ---------------------------------------------------------------------------- voxel-wise
+
+
+def _voxelwise(ctx: Context, target: Target, n: int, ab: float, word: str) -> dict[str, Any]:
+    """The courses summed point by point on the organ (:func:`rtcheck.accumulation.organ_sum`),
+    beside the source's sum of maxima, which stays the rule's value.
+
+    Keys: ``voxel_code`` (``evaluated``, ``no_prior_dose``, ``no_registration``,
+    ``not_covered``), ``voxel_reason``, ``voxel_cumulative_eqd2_gy`` (or ``_bed_gy``), this
+    course's ``voxel_course_share`` at that point, ``voxel_point_mm``, ``voxel_courses``,
+    ``voxel_envelope_eqd2_gy`` (or ``_bed_gy``: the largest sum within ``uncertainty_mm`` of
+    the organ) with ``voxel_envelope_reason`` when unknown, and ``voxel_mapping``.
+    """
+    from rtcheck import accumulation as acc
+
+    radius = ctx.uncertainty_mm if ctx.uncertainty_mm is not None else acc.DEFAULT_UNCERTAINTY_MM
+    key = word.lower()
+    out: dict[str, Any] = {"uncertainty_mm": radius, f"voxel_cumulative_{key}_gy": None,
+                           "voxel_course_share": None, f"voxel_envelope_{key}_gy": None}
+    pairs = _prior_doses(ctx)
+    if isinstance(pairs, tuple):
+        out.update(voxel_code=pairs[0], voxel_reason=pairs[1])
+        return out
+    spacing = getattr(ctx.data.structure_set, "plane_spacing_mm", None)
+    this = acc.CourseDose("this plan", ctx.data.dose, n)  # type: ignore[arg-type]
+    got = acc.organ_sum([ctx.structure(name) for name in target.names], spacing, this, pairs,
+                        ab, word, radius)
+    out.update({"voxel_code": got.code, "voxel_reason": got.reason or None,
+                f"voxel_cumulative_{key}_gy": got.value, "voxel_course_share": got.share,
+                f"voxel_envelope_{key}_gy": got.envelope,
+                "voxel_envelope_reason": got.envelope_reason,
+                "voxel_point_mm": list(got.point) if got.point else None,
+                "voxel_courses": list(got.courses),
+                "voxel_mapping": [how.how for _, how in pairs]})
+    return out
+
+
+def _prior_doses(ctx: Context) -> list[Any] | tuple[str, str]:
+    """Each prior course's dose with its frame mapping, or (code, why) when one is missing."""
+    from rtcheck import accumulation as acc
+
+    frame = ctx.data.dose.frame_of_reference_uid if ctx.data.dose else None
+    pairs = []
+    for p in ctx.priors:
+        if p.dose is None or not p.fractions:
+            return acc.accumulate.NO_DOSE, (f"{p.label}: no usable dose grid (a summary gives "
+                                            "only point maxima): voxel-wise sum unknown, the "
+                                            "sum of maxima stands")
+        how = acc.mapping(frame, p.dose.frame_of_reference_uid, ctx.registrations)
+        if isinstance(how, str):
+            return acc.accumulate.NO_MAPPING, (f"{p.label}: {how}: voxel-wise sum unknown, the "
+                                               "sum of maxima stands")
+        pairs.append((acc.CourseDose(p.label, p.dose, p.fractions), how))
+    return pairs
+
+
+def voxelwise_text(details: dict[str, Any]) -> str:
+    """One line for people (the check table, the HTML report) from the ``voxel_*`` keys:
+    ``voxel-wise: cumulative EQD2 max 52.46 Gy (this course 59 %) at (5, 0, 10) mm;
+    envelope 2 mm: 54.44 Gy`` or why it is unknown."""
+    key = "bed" if "voxel_cumulative_bed_gy" in details else "eqd2"
+    word = key.upper()
+    if details.get("voxel_code") != "evaluated":
+        return (f"voxel-wise sum not evaluated ({details.get('voxel_code')}): "
+                f"{details.get('voxel_reason')}")
+    value = details.get(f"voxel_cumulative_{key}_gy")
+    point = details.get("voxel_point_mm") or []
+    share = details.get("voxel_course_share")
+    text = (f"voxel-wise: cumulative {word} max {value:.2f} Gy"
+            + (f" (this course {share:.0%})" if share is not None else "")
+            + (" at (" + ", ".join(f"{c:g}" for c in point) + ") mm" if point else ""))
+    radius = details.get("uncertainty_mm")
+    envelope = details.get(f"voxel_envelope_{key}_gy")
+    if envelope is not None:
+        text += f"; envelope {radius:g} mm: {envelope:.2f} Gy"
+    elif details.get("voxel_envelope_reason"):
+        text += f"; envelope unknown: {details['voxel_envelope_reason']}"
+    return text

@@ -17,7 +17,7 @@ from rtcheck.checker import extent
 from rtcheck.checker import findings as F
 from rtcheck.checker.evaluators.context import Context, finding
 from rtcheck.checker.findings import Finding, StructureValue
-from rtcheck.rules.protocols import Rule
+from rtcheck.rules.kinds import DoseRule
 
 #: Roles of the cord family: missing, they leave the cord unchecked (NOT_EVALUATED) unless the
 #: site keeps the cord out of the field; other organs are checked only when contoured.
@@ -52,11 +52,11 @@ class TargetResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def rule_targets(rule: Rule, ctx: Context) -> list[Target] | Finding | None:
+def rule_targets(rule: DoseRule, ctx: Context) -> list[Target] | Finding | None:
     """The organs ``rule`` reads in this plan; a NOT_EVALUATED finding when it cannot read
     them; None when the rule does not concern this plan (recorded as skipped)."""
     below = bool(ctx.below_conus and rule.below_conus_roles)
-    roles = list(rule.below_conus_roles) if below else [rule.role, *rule.also_roles]
+    roles = list(rule.below_conus_roles) if below else [rule.organ_role, *rule.also_roles]
     matched: list[tuple[str, Any]] = []
     for role in roles:
         match = ctx.role_match(role)
@@ -96,7 +96,7 @@ def rule_targets(rule: Rule, ctx: Context) -> list[Target] | Finding | None:
     return _nothing_to_read(rule, ctx, roles)
 
 
-def _nothing_to_read(rule: Rule, ctx: Context, roles: list[str]) -> Finding | None:
+def _nothing_to_read(rule: DoseRule, ctx: Context, roles: list[str]) -> Finding | None:
     cord_rule = any(r in CORD_FAMILY for r in roles)
     if cord_rule and ctx.site in ("extraspinal",):
         ctx.skip(rule, F.NOT_APPLICABLE, f"site {ctx.site}: the cord is not near the lesion and "
@@ -106,7 +106,7 @@ def _nothing_to_read(rule: Rule, ctx: Context, roles: list[str]) -> Finding | No
         ctx.skip(rule, F.NOT_APPLICABLE, f"no {' / '.join(roles)} contoured: the organ limit "
                  "applies when the organ is contoured")
         return None
-    why = ctx.role_match(rule.role).how if ctx.data.structure_set is not None \
+    why = ctx.role_match(rule.organ_role).how if ctx.data.structure_set is not None \
         else "no structure set"
     if len(roles) > 1:
         why = f"none of {', '.join(roles)} is contoured ({why})"
@@ -114,7 +114,7 @@ def _nothing_to_read(rule: Rule, ctx: Context, roles: list[str]) -> Finding | No
                    code=F.STRUCTURE_MISSING)
 
 
-def too_short(target: Target, rule: Rule, ctx: Context) -> str | None:
+def too_short(target: Target, rule: DoseRule, ctx: Context) -> str | None:
     """Why a cord-family structure cannot stand for the cord's maximum: it does not cover the
     target's cranio-caudal extent plus ``rule.extent_margin_mm`` (TG-101), or skips planes
     there (:mod:`rtcheck.checker.extent`)."""
@@ -127,7 +127,7 @@ def too_short(target: Target, rule: Rule, ctx: Context) -> str | None:
                                    spacing)
 
 
-def target_dvh(target: Target, rule: Rule, ctx: Context) -> tuple[Any, TargetResult | None]:
+def target_dvh(target: Target, rule: DoseRule, ctx: Context) -> tuple[Any, TargetResult | None]:
     """The target's DVH, or the NOT_EVALUATED result saying why it cannot be read (no dose,
     empty structure, cord contour too short)."""
     dvh, code, why = ctx.dvh_of(target.names)
@@ -139,7 +139,7 @@ def target_dvh(target: Target, rule: Rule, ctx: Context) -> tuple[Any, TargetRes
     return dvh, None
 
 
-def decide(rule: Rule, results: list[TargetResult], upper: bool, **common: Any) -> Finding:
+def decide(rule: DoseRule, results: list[TargetResult], upper: bool, **common: Any) -> Finding:
     """One finding from the outcomes on several organs: the most restrictive decides."""
     def rank(r: TargetResult) -> tuple[int, float]:
         v = r.value if r.value is not None else float("-inf")

@@ -7,10 +7,11 @@ from typing import Any
 from rtcheck.checker import findings as F
 from rtcheck.checker.evaluators.context import Context, finding, fmt
 from rtcheck.checker.findings import Finding
-from rtcheck.rules.protocols import Rule, parse_vertebral_level
+from rtcheck.rules.kinds import WarningRule
+from rtcheck.rules.protocols import parse_vertebral_level
 
 
-def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
+def evaluate(rule: WarningRule, ctx: Context) -> list[Finding]:
     first, last = (parse_vertebral_level(v) for v in rule.vertebral_levels)  # type: ignore[union-attr]
     span = f"{rule.vertebral_levels[0]}-{rule.vertebral_levels[1]}"  # type: ignore[index]
     if ctx.levels is None:

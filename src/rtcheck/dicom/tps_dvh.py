@@ -22,11 +22,14 @@ The summary attributes ``DVHMinimumDose``, ``DVHMaximumDose`` and ``DVHMeanDose`
 stored (:attr:`TPSDVH.stored_summary`) and never used for a metric: their units are not fixed
 in practice (one planning system writes them in percent of the prescription while the curve
 is in Gy).
+
+Leans on pydicom, numpy and :mod:`rtcheck.errors` only.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,7 +76,7 @@ class TPSDVH:
     stored_type: str = "CUMULATIVE"
     stored_summary: dict[str, float] = field(default_factory=dict)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.doses_gy, self.volumes))
 
     @property
@@ -106,12 +109,14 @@ class TPSDVH:
         return float(self.doses_gy[drop[0]]) if drop.size else float("nan")
 
 
-def _float(item, keyword: str) -> float | None:
+def _float(item: pydicom.Dataset, keyword: str) -> float | None:
+    """A stored number (None when absent); a value that is not one raises."""
     value = item.get(keyword)
     return None if value is None or value == "" else float(value)
 
 
-def _parse_item(item, path) -> TPSDVH:
+def _parse_item(item: pydicom.Dataset, path: str | None) -> TPSDVH:
+    """One DVHSequence item as a cumulative curve in Gy (InputError when it cannot be)."""
     refs = item.get("DVHReferencedROISequence") or []
     if not refs or "ReferencedROINumber" not in refs[0]:
         raise InputError("a DVHSequence item references no ROI", path)

@@ -1,4 +1,4 @@
-"""Plots for reports: the cumulative DVH with the limits drawn at their points, and the
+"""Plots for the reports: the cumulative DVH with the limits drawn at their points, and the
 re-irradiation panel (EQD2 or BED of each course against the limits of the rules that ran).
 
 matplotlib is imported inside the functions, never at module level, so that importing rtcheck
@@ -45,6 +45,7 @@ import base64
 import io
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +201,7 @@ def dvh_figure(dvhs: list[DVH], markers: list[LimitMarker] | None = None,
     """
     fig = _new_figure(9.0, 5.6)
     ax = fig.add_subplot()
-    colours = {}
+    colours: dict[str, str] = {}
     for i, d in enumerate(dvhs):
         total = d.volume_cc if d.volume_cc > 0 else 1.0
         x, y = _thin(np.asarray(d.doses, float), 100.0 * np.asarray(d.volumes, float) / total)
@@ -208,9 +209,9 @@ def dvh_figure(dvhs: list[DVH], markers: list[LimitMarker] | None = None,
         if not d.fully_covered:
             label += f", only {100 * d.covered_fraction:.0f} % inside the dose grid"
         # 10 colours x 4 line styles: 20 curves stay distinct, in colour or in greyscale.
-        (line,) = ax.plot(x, y, LINE_STYLES[i % len(LINE_STYLES)], lw=1.6, label=label,
-                          color=f"C{i % 10}")
-        colours.setdefault(d.name, line.get_color())
+        colour = f"C{i % 10}"
+        ax.plot(x, y, LINE_STYLES[i % len(LINE_STYLES)], lw=1.6, label=label, color=colour)
+        colours.setdefault(d.name, colour)  # its limits are drawn in its colour
     for mk in markers or []:
         _draw_marker(ax, mk, colours.get(mk.structure, "black"))
     ax.set_xlabel("Dose (Gy)")
@@ -329,7 +330,8 @@ def reirradiation_items(findings: list[dict]) -> list[ReirradiationItem]:
     (:data:`DOSE_QUANTITIES`), a numeric limit and the converted dose of each course."""
     out = []
     for f in findings:
-        details = f.get("details") if isinstance(f.get("details"), dict) else {}
+        given = f.get("details")
+        details: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
         quantity = details.get("quantity")
         limit = _number(f.get("limit"))
         if f.get("kind") != "reirradiation" or f.get("status") in (None, "NOT_EVALUATED") \
