@@ -14,7 +14,6 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
-from click.utils import make_default_short_help
 
 import rtcheck
 from rtcheck.cli import COMMANDS, main
@@ -79,7 +78,7 @@ def test_static_command_table_matches_the_commands():
     for name, (_module, _attr, short) in COMMANDS.items():
         command = main.get_command(ctx, name)
         assert command is not None and command.name == name
-        assert short == make_default_short_help(command.help or "", 1000), name
+        assert short == command.get_short_help_str(1000), name
 
 
 def test_help_lists_every_command():

@@ -17,7 +17,6 @@ import importlib
 from collections.abc import Iterator, MutableMapping
 
 import click
-from click.utils import make_default_short_help
 
 from rtcheck import __version__
 
@@ -120,7 +119,8 @@ class LazyGroup(click.Group):
             static = (self.commands.short_help(name)
                       if isinstance(self.commands, LazyCommands) else None)
             if static is not None:
-                rows.append((name, make_default_short_help(static, limit)))
+                # a throw-away command shortens the static help exactly as click would
+                rows.append((name, click.Command(name, help=static).get_short_help_str(limit)))
                 continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
