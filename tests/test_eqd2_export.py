@@ -151,3 +151,29 @@ def test_prior_grid_that_does_not_reach_is_refused_unless_allowed(tmp_path):
     allowed = run(THIS, "--prior", prior, *AB, "--allow-uncovered", "-o", tmp_path / "b.dcm")
     assert allowed.exit_code == 0, allowed.output
     assert "written as 0 (unknown)" in pydicom.dcmread(str(tmp_path / "b.dcm")).ImageComments
+
+
+def test_output_never_replaces_an_input_file(tmp_path):
+    import shutil
+
+    plan = tmp_path / "plan"
+    shutil.copytree(THIS, plan)
+    before = {p.name: p.read_bytes() for p in plan.iterdir()}
+    for f in plan.iterdir():
+        if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTDOSE":
+            res = run(plan, *AB, "-o", f)
+            assert res.exit_code == 2 and "one of the input files" in res.output
+    assert {p.name: p.read_bytes() for p in plan.iterdir()} == before
+
+
+def test_an_exported_eqd2_dose_is_never_checked_as_a_physical_dose(tmp_path, exported):
+    # DoseType EFFECTIVE with rtcheck's comment: reading it as Gy would convert twice
+    import shutil
+
+    plan = tmp_path / "plan"
+    shutil.copytree(THIS, plan)
+    for f in plan.iterdir():
+        if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTDOSE":
+            shutil.copy(exported, f)
+    data = load_plan(str(plan))
+    assert any("written by rtcheck eqd2" in p for p in data.dose.problems)

@@ -280,14 +280,33 @@ def test_sbrt_after_conventional_gets_the_four_rules_on_the_sac():
 
 
 def test_never_adds_one_courses_cord_to_anothers_sac():
-    # The prior gives only its cord maximum: the sac is not summed; the cord stands in.
+    # The prior gives only its cord maximum: the sac is not summed cord + sac. But the sac
+    # contains the cord, so the prior's sac maximum is at least 31 Gy: this course's sac
+    # 20 Gy/3 (EQD2 43.33) + 39.53 = 82.86 Gy at least, above 75: FAIL on the sac, a lower bound.
     r = check(spine_plan(cord_gy=14.0, sac_gy=20.0), priors=["30Gy/10 cord_dmax=31Gy "
                                                              "end=2025-03-14"])
     cum = only(r, "reirradiation.cumulative-cord-eqd2")
+    assert cum.structure == "ThecalSac" and cum.status == "FAIL"
+    assert cum.value == pytest.approx(eqd2(20.0, 3, 2.0) + eqd2(31.0, 10, 2.0))
+    assert "at least" in cum.reason and "contains the spinal_cord" in cum.reason
+
+
+def test_a_cord_standing_in_for_the_sac_never_passes_for_it():
+    # sac 10 Gy/3 (EQD2 13.33) + prior cord 39.53 = 52.86 Gy: no certain failure; the cord sum
+    # (14 Gy/3 -> 23.33 + 39.53 = 62.86) would pass, but the prior's sac maximum is unknown
+    # and this course's sac dose is known: NOT_EVALUATED naming the missing prior sac dose.
+    r = check(spine_plan(cord_gy=9.0, sac_gy=10.0), priors=["30Gy/10 cord_dmax=31Gy "
+                                                            "end=2025-03-14"])
+    cum = only(r, "reirradiation.cumulative-cord-eqd2")
     assert (cum.structure, cum.stands_for) == ("SpinalCord", "thecal_sac")
-    assert cum.value == pytest.approx(eqd2(14.0, 3, 2.0) + eqd2(31.0, 10, 2.0))  # 23.33 + 39.53
-    assert cum.status == "PASS"
-    assert "20.00 Gy in 3 fractions -> " not in cum.reason.split("[")[0]
+    assert cum.status == "NOT_EVALUATED" and cum.missing == "prior_thecal_sac_dose"
+    assert cum.value == pytest.approx(eqd2(9.0, 3, 2.0) + eqd2(31.0, 10, 2.0))
+    # with the prior's sac maximum given, the rule is evaluated on the sac itself
+    r = check(spine_plan(cord_gy=9.0, sac_gy=10.0), priors=["30Gy/10 cord_dmax=31Gy "
+                                                            "sac_dmax=32Gy end=2025-03-14"])
+    cum = only(r, "reirradiation.cumulative-cord-eqd2")
+    assert (cum.structure, cum.status) == ("ThecalSac", "PASS")
+    assert cum.value == pytest.approx(eqd2(10.0, 3, 2.0) + eqd2(32.0, 10, 2.0))
 
 
 def test_conventional_reirradiation_gets_nieder_not_sahgal():

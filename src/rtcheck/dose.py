@@ -103,6 +103,13 @@ def dose_grid_from_dataset(ds: Dataset, path: str | os.PathLike | None = None) -
         notes.append(f"DoseType {dose_type} (not PHYSICAL)")
     elif dose_type == "EFFECTIVE":
         notes.append("DoseType EFFECTIVE (not PHYSICAL): RBE-weighted dose")
+        comment = _attribute_text(ds, "DoseComment", where)
+        if comment.startswith(("EQD2 ", "BED ")) and comment.endswith("rtcheck"):
+            # rtcheck eqd2 writes these: a biologically converted dose, not the physical dose
+            # in Gy that every rule is stated in (reading it as one would convert it twice)
+            problems.append(f"{where or 'RTDOSE'}: DoseType EFFECTIVE, DoseComment "
+                            f"{comment!r}: an EQD2/BED dose written by rtcheck eqd2, not a "
+                            "physical dose")
     return DoseGrid(
         x=axes.x, y=axes.y, z=axes.z, values=values, units=units, summation=summation,
         frame_of_reference_uid=_str_or_none(_attribute(ds, "FrameOfReferenceUID", where)),

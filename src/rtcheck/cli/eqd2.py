@@ -85,7 +85,7 @@ def eqd2_command(paths, plan, prior_paths, registrations, alpha_beta, default_al
         summary = export_eqd2(load_from_cli(paths, plan, None, ()), prior_paths, registrations,
                               alpha_beta, default_alpha_beta, quantity, model, dt,
                               allow_uncovered, output, recovery)
-    except RTCheckError as exc:
+    except (RTCheckError, ValueError) as exc:  # ValueError: a model parameter out of domain
         raise CommandError(str(exc)) from exc
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
@@ -109,7 +109,9 @@ def export_eqd2(data, prior_paths, registrations, alpha_beta, default_alpha_beta
     from rtcheck.rules.roles import RoleMap
 
     dose, n = _usable_dose(data)
-    priors = read_priors([load_plan(p) for p in prior_paths], data, RoleMap.shipped(), {}, [])
+    prior_plans = [load_plan(p) for p in prior_paths]
+    _refuse_overwriting_an_input(output, [data, *prior_plans])
+    priors = read_priors(prior_plans, data, RoleMap.shipped(), {}, [])
     regs = registrations_for(registrations, priors, dose.frame_of_reference_uid)
     pairs = []
     for p in priors:
@@ -187,3 +189,17 @@ def _short(quantity: str, model: str, ab_map, courses: int) -> str:
     """DoseComment (64 characters): ``EQD2 LQ a/b 3 (+1 struct) 2 courses rtcheck``."""
     extra = f" (+{len(ab_map.structures)} struct)" if ab_map.structures else ""
     return f"{quantity} {model} a/b {ab_map.default:g}{extra} {courses} course(s) rtcheck"
+
+
+def _refuse_overwriting_an_input(output: str, plans: list[Any]) -> None:
+    """``--output`` must not be one of the files read (it would replace a plan's own dose)."""
+    import os
+
+    from rtcheck.errors import InputError
+    from rtcheck.report import plan_input_files
+
+    target = os.path.realpath(output)
+    for data in plans:
+        if any(os.path.realpath(f) == target for f in plan_input_files(data)):
+            raise InputError(f"{output}: this is one of the input files; write the EQD2 dose "
+                             "to a new file")

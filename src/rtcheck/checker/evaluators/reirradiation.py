@@ -237,20 +237,80 @@ def _doses(rule: ReirradiationRule, ctx: Context, metric: str) -> Finding | None
     return out
 
 
+#: Organs that contain another (role -> contained role): a point of the cord is a point of the
+#: thecal sac and of the cord PRV, so their maximum in any course is at least the cord's.
+CONTAINS = {"thecal_sac": "spinal_cord", "spinal_cord_prv": "spinal_cord"}
+
+
 def _same_kind(rule: ReirradiationRule, ctx: Context, results: list[TargetResult]) -> list[TargetResult]:
     """Drop the structure kinds a prior course does not give, when another kind can be summed
-    over every course; the kind summed then stands in for the source's structure."""
+    over every course; the kind summed then stands in for the source's structure.
+
+    A stand-in never passes for the source's structure when this course's dose on that
+    structure is known: its PASS (or WARN) becomes NOT_EVALUATED, naming the prior dose
+    needed. And when the structure contains the stand-in (the thecal sac contains the cord),
+    the prior's cord maximum is a lower bound of the prior's sac maximum: a sum that already
+    violates the limit with it is a FAIL (:func:`_contained_bound`).
+    """
     summed = [r for r in results if r.code != F.PRIOR_UNKNOWN]
     if not summed or len(summed) == len(results):
         return results
     dropped = [r for r in results if r.code == F.PRIOR_UNKNOWN]
     for r in dropped:
         ctx.note("scope", f"{rule.id}: {r.target.label!r} ({r.target.role}) not summed: {r.text}")
-    if any(r.target.role == rule.role for r in dropped):
-        summed = [TargetResult(Target(r.target.names, r.target.role, rule.role), r.status,
-                               r.text, r.value, r.code, r.missing, r.details)
-                  if r.target.role != rule.role else r for r in summed]
-    return summed
+    source = [r for r in dropped if r.target.role == rule.role]
+    if not source:
+        return summed
+    bound = _contained_bound(rule, ctx, source[0])
+    if bound is not None:
+        return [bound, *summed]
+    out = []
+    for r in summed:
+        stand_in = Target(r.target.names, r.target.role, rule.role)
+        if r.status in ("PASS", "WARN") and "this_course" in source[0].details:
+            out.append(TargetResult(
+                stand_in, "NOT_EVALUATED",
+                f"{r.text}; but {r.target.role} only stands in for the {rule.role}, whose dose "
+                f"in this course is known ({source[0].target.label!r}) and whose prior maximum "
+                f"is not: give it (e.g. sac_dmax= in --prior-summary) to evaluate the rule on "
+                f"the structure it was derived for", r.value, F.PRIOR_UNKNOWN,
+                source[0].missing, r.details))
+        else:
+            out.append(TargetResult(stand_in, r.status, r.text, r.value, r.code, r.missing,
+                                    r.details))
+    return out
+
+
+def _contained_bound(rule: ReirradiationRule, ctx: Context, r: TargetResult) -> TargetResult | None:
+    """A FAIL for a summed rule on ``r``'s organ when this course's dose on it plus each prior's
+    maximum on the organ it contains (a lower bound of the prior's maximum on it) already
+    violates the limit; None otherwise."""
+    inner = CONTAINS.get(r.target.role)
+    this = r.details.get("this_course")
+    if inner is None or this is None or rule.quantity not in ("cumulative_eqd2_max",
+                                                              "cumulative_bed_max"):
+        return None
+    ab, _ = ctx.alpha_beta(rule)
+    if ab is None or rule.metric is None:
+        return None
+    convert = bed if rule.quantity == "cumulative_bed_max" else eqd2
+    total, parts = this["value_gy"], [f"this course {this['dose_gy']:.2f} Gy -> "
+                                      f"{this['value_gy']:.2f} Gy"]
+    for p in ctx.priors:
+        value = p.value(rule.metric, inner)
+        if value is None or math.isnan(value) or not p.fractions:
+            return None
+        v = float(convert(value, p.fractions, ab))
+        total += v
+        parts.append(f"{p.label} {inner} {value:.2f} Gy in {fx(p.fractions)} -> {v:.2f} Gy")
+    limit = rule.limits[0]
+    if limit.status(total, rule.severity) != "FAIL":
+        return None
+    return TargetResult(r.target, "FAIL", f"{r.target.label!r}: the prior's {r.target.role} "
+                        f"maximum is unknown, but the {r.target.role} contains the {inner}, so "
+                        f"it is at least the {inner}'s: " + " + ".join(parts)
+                        + f" = {total:.2f} Gy at least; required {limit.label(rule.unit)}",
+                        total, details={"lower_bound": True, "contained_role": inner})
 
 
 def _on_target(rule: ReirradiationRule, ctx: Context, target: Target, limit: Limit, n: int, ab: float,
@@ -279,7 +339,8 @@ def _on_target(rule: ReirradiationRule, ctx: Context, target: Target, limit: Lim
                 return TargetResult(target, "NOT_EVALUATED", f"{p.label}: {rule.metric} of the "
                                     f"{target.role} unknown" + (f" ({'; '.join(p.notes)})"
                                                                if p.notes else ""),
-                                    code=F.PRIOR_UNKNOWN, missing=f"prior_{target.role}_dose")
+                                    code=F.PRIOR_UNKNOWN, missing=f"prior_{target.role}_dose",
+                                    details={"this_course": courses[0]})
             v = float(convert(value, p.fractions, ab))
             courses.append({"course": p.label, "structure": p.structures.get(target.role),
                             "role": target.role, "dose_gy": value, "fractions": p.fractions,
