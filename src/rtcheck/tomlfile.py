@@ -5,6 +5,8 @@ One reader, one wording for what is wrong: the file is named, and every problem 
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 from typing import Any
 
@@ -17,7 +19,16 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 
 def parse_toml(raw: bytes, where: str) -> dict[str, Any]:
-    """The TOML document in ``raw``; InputError naming ``where`` when it is not UTF-8 TOML."""
+    """The TOML document in ``raw``; InputError naming ``where`` when it is not UTF-8 TOML.
+
+    The same bytes are parsed once per process (a check reads the shipped protocols and the
+    role table several times); each caller gets its own copy of the document.
+    """
+    return copy.deepcopy(_parsed(raw, where))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(raw: bytes, where: str) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
