@@ -34,9 +34,23 @@ With no prior course the first-course limits apply instead: the ``dose_limit`` r
 other courses), under the same scope (technique, fractions, ``defer_to``) as in the checker.
 
 Courses are added on the same kind of structure, as the checker does: a prior course that
-gives no maximum for a role is not summed on it; another role the prior gives then stands in
-(``stands_for``); when none does, the rule cannot be bounded and the organ's remaining dose is
-unknown (``code`` ``prior_unknown``), never a number.
+gives no maximum for a role is not summed on it, and that organ's remaining dose is unknown
+(``code`` ``prior_unknown``), never a number (a bound taken from another organ would be too
+high: the thecal sac contains the cord, so its prior maximum is at least the cord's); the
+roles the prior does give keep their numbers, the cord's marked as standing in
+(``stands_for``) for the source's structure.
+
+What ``rtcheck check`` would say about scope is said here too. A prior course dated after the
+new course (``date``: it began, or by its records or ``end=`` ended, after it) is not a prior
+course: it is never summed, in any bound, and :attr:`Budget.priors_not_summed` says so (when
+every prior is, no organ gets a number: ``code`` ``prior_mismatch``). A rule applied outside
+the situation it was derived for (a prior SBRT course, more prior courses than the rule's
+``max_prior_courses``, an unknown technique) carries the caveat ``check`` gives (its PASS
+would be a WARN there) in :attr:`RuleBound.outside_derivation` and, for every rule of the
+organ, in :attr:`OrganBudget.outside_derivation`. A re-irradiation rule out of scope for the
+number of fractions (Sahgal's course rules: 1-5 fraction SBRT) is not applied, as in
+``check``, and never silently: the organ's caveats name it and say that the bound the other
+rules give lies outside the derivation.
 """
 
 from __future__ import annotations
@@ -44,13 +58,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any
 
-from rtcheck.checker.courses import PriorCourse, read_priors
-from rtcheck.checker.evaluators.context import Context
-from rtcheck.checker.evaluators.scope import out_of_scope
+from rtcheck.checker.courses import END_ESTIMATE, PriorCourse, parse_date, read_priors
+from rtcheck.checker.evaluators.context import Context, finding
+from rtcheck.checker.evaluators.reirradiation import (
+    ESTIMATE_MARGIN_MONTHS,
+    outside_derivation,
+)
+from rtcheck.checker.evaluators.scope import out_of_scope, technique_caveat
 from rtcheck.checker.technique import TECHNIQUES, Technique, given_technique
 from rtcheck.errors import InputError
 from rtcheck.model import PlanData
@@ -76,6 +94,7 @@ BOUNDED = "evaluated"
 PRIOR_UNKNOWN = "prior_unknown"
 EXHAUSTED = "exhausted"
 NO_RULE = "no_rule"
+PRIOR_MISMATCH = "prior_mismatch"  # every prior course is dated after the new course
 
 _BED_QUANTITIES = ("cumulative_bed_max", "each_course_bed_max")
 _PRIOR_QUANTITIES = ("cumulative_eqd2_max", "cumulative_bed_max", "course_share",
@@ -103,7 +122,11 @@ class RuleBound:
     strict : bool
         The limit excludes its value (``<``).
     code : str
-        ``evaluated``, ``prior_unknown`` or ``exhausted``; ``text`` says it in words.
+        ``evaluated``, ``prior_unknown`` or ``exhausted``; ``text`` says it in words. An
+        exhausted rule may still leave room up to its WARN band (``review_max_gy``).
+    outside_derivation : tuple of str
+        What ``rtcheck check`` says when the rule is applied outside the situation it was
+        derived for (a PASS there becomes a WARN); empty when inside it.
     """
 
     rule: str
@@ -119,9 +142,12 @@ class RuleBound:
     strict: bool
     code: str
     text: str
+    outside_derivation: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["outside_derivation"] = list(self.outside_derivation)
+        return out
 
 
 @dataclass(frozen=True)
@@ -151,9 +177,13 @@ class OrganBudget:
         Rules not summed on this role (the prior courses give no maximum for it) because
         another role stands in for the source's structure.
     code : str
-        ``evaluated``, ``prior_unknown``, ``exhausted`` or ``no_rule``.
+        ``evaluated``, ``prior_unknown``, ``exhausted``, ``no_rule`` or ``prior_mismatch``.
     first_course : bool
         True when the first-course limits were used (no prior course).
+    outside_derivation : tuple of str
+        The caveats of every rule of the organ (:attr:`RuleBound.outside_derivation`) and the
+        rules not applied for this number of fractions (module docstring): where ``rtcheck
+        check`` would WARN, or where the bound is outside the rules' derivation.
     """
 
     role: str
@@ -168,11 +198,13 @@ class OrganBudget:
     not_summed: tuple[str, ...]
     code: str
     first_course: bool
+    outside_derivation: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "bounds"}
         out["bounds"] = [b.as_dict() for b in self.bounds]
         out["not_summed"] = list(self.not_summed)
+        out["outside_derivation"] = list(self.outside_derivation)
         return out
 
 
@@ -180,8 +212,12 @@ class OrganBudget:
 class IntervalBound:
     """An interval rule: the earliest date the new course may start.
 
-    ``earliest`` is None when the prior course's last fraction is unknown; ``months`` and
-    ``satisfied`` are given when the date of the new course is known.
+    ``earliest`` is None when the prior course's last fraction is unknown; ``earliest_pass``
+    is the first day ``rtcheck check`` gives PASS rather than WARN (later than ``earliest``
+    when that end is an estimate: within :data:`ESTIMATE_MARGIN_MONTHS` of the limit it WARNs).
+    ``months``, ``satisfied`` (the limit alone) and ``status`` (``PASS``, ``WARN``, the rule's
+    severity or ``NOT_EVALUATED``, as ``check`` would give it) are set when the date of the new
+    course is known; ``text`` says why, ``outside_derivation`` the caveats of the rule.
     """
 
     rule: str
@@ -193,10 +229,15 @@ class IntervalBound:
     date: dt.date | None
     months: float | None
     satisfied: bool | None
+    status: str | None = None
+    text: str = ""
+    earliest_pass: dt.date | None = None
+    outside_derivation: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
-        for key in ("prior_end", "earliest", "date"):
+        out["outside_derivation"] = list(self.outside_derivation)
+        for key in ("prior_end", "earliest", "date", "earliest_pass"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
 
@@ -211,6 +252,8 @@ class Budget:
     organs: list[OrganBudget]
     intervals: list[IntervalBound] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Prior courses given but never summed (dated after the new course): label and why.
+    priors_not_summed: list[dict[str, str]] = field(default_factory=list)
 
     def organ(self, role: str, fractions: int) -> OrganBudget | None:
         """The remaining dose of ``role`` in ``fractions`` fractions, if tabulated."""
@@ -224,6 +267,7 @@ class Budget:
                         "priors": [p.as_dict() for p in self.priors],
                         "organs": [o.as_dict() for o in self.organs],
                         "intervals": [i.as_dict() for i in self.intervals],
+                        "priors_not_summed": list(self.priors_not_summed),
                         "notes": list(self.notes)})
 
 
@@ -245,7 +289,8 @@ def remaining_dose(priors: Sequence[str | PriorCourse | PlanData] | str | PriorC
                    fractions: Iterable[int] = DEFAULT_FRACTIONS, *,
                    protocols: Iterable[str | PathLike | Protocol] | None = None,
                    technique: str | None = "sbrt", below_conus: bool = False,
-                   alpha_beta: Mapping[str, float] | None = None, date: dt.date | None = None,
+                   alpha_beta: Mapping[str, float] | None = None,
+                   date: dt.date | str | None = None,
                    explicit_roles: Mapping[str, str] | None = None,
                    roles: RoleMap | Mapping[str, Iterable[str]] | str | PathLike | None = None,
                    ) -> Budget:
@@ -288,6 +333,8 @@ def remaining_dose(priors: Sequence[str | PriorCourse | PlanData] | str | PriorC
     >>> b.organ("spinal_cord", 3).max_gy, b.organ("spinal_cord", 3).binding_rule
     (14.57, 'reirradiation.course-cord-eqd2')
     """
+    if isinstance(date, str):  # as check() takes it: ISO text
+        date = parse_date(date, "date")
     from rtcheck.checker.run import DEFAULT_PROTOCOLS
 
     if technique is not None and technique not in TECHNIQUES:
@@ -297,10 +344,29 @@ def remaining_dose(priors: Sequence[str | PriorCourse | PlanData] | str | PriorC
     items = list(DEFAULT_PROTOCOLS if protocols is None else protocols)
     rules = [r for p in items
              for r in (p if isinstance(p, Protocol) else load_protocol(p, roles=table)).rules]
+    _check_alpha_beta(alpha_beta or {}, rules)
     courses = read_priors(priors, None, table, dict(explicit_roles or {}), rules)
     return budget_from_rules(rules, courses, counts, technique=technique,
                              below_conus=below_conus, ab_overrides=dict(alpha_beta or {}),
                              date=date)
+
+
+def _check_alpha_beta(overrides: Mapping[str, float], rules: Sequence[Rule]) -> None:
+    """Every ``--alpha-beta`` key names a role or rule whose alpha/beta it changes (the keys
+    :meth:`Context.alpha_beta` reads), and every value is a number > 0."""
+    converting = [r for r in rules if r.converts]
+    ids = {r.id for r in converting}
+    roles = {role for r in converting
+             for role in (r.role, *getattr(r, "also_roles", ()),
+                          *getattr(r, "below_conus_roles", ())) if role}
+    for key, value in overrides.items():
+        if key not in ids and key not in roles:
+            raise InputError(f"--alpha-beta {key}=...: no rule that converts doses reads a role "
+                             f"or has an id {key!r} (roles: {', '.join(sorted(roles))}; or a "
+                             "rule id, rtcheck protocols)")
+        if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                           and math.isfinite(value) and value > 0):
+            raise InputError(f"--alpha-beta {key}={value!r}: must be a number > 0 (Gy)")
 
 
 def budget_from_rules(rules: Sequence[Rule], priors: list[PriorCourse],
@@ -310,13 +376,43 @@ def budget_from_rules(rules: Sequence[Rule], priors: list[PriorCourse],
     """:func:`remaining_dose` on rules and prior courses already loaded (the checker's)."""
     out = Budget(technique=technique, fractions=tuple(fractions), priors=list(priors),
                  organs=[])
+    after = [p for p in priors if date is not None and dated_after(p, date)]
+    summed = [p for p in priors if p not in after]
+    if after:
+        text = (f"prior course(s) dated after this course ({date}, --date): "
+                + "; ".join(f"{p.label} ({p.date or p.end_date})" for p in after)
+                + "; never summed with this course (not a prior course of it)")
+        out.notes.append(text)
+        out.priors_not_summed = [{"label": p.label, "why": "dated after this course "
+                                  f"({p.date or p.end_date} > {date})"} for p in after]
     for n in fractions:
-        ctx = _planned_context(rules, priors, n, technique, below_conus, ab_overrides or {})
-        out.organs += _organs(ctx, n)
-    out.intervals = _intervals(rules, priors, technique, below_conus, date)
+        # every prior dated after: the re-irradiation rules are NOT_EVALUATED in check, and the
+        # first-course limits do not apply to a re-irradiation; no number
+        ctx = _planned_context(rules, summed or priors, n, technique, below_conus,
+                               ab_overrides or {})
+        organs = _organs(ctx, n)
+        if after and not summed:
+            organs = [_unknown(o, PRIOR_MISMATCH) for o in organs]
+        out.organs += organs
+    out.intervals = _intervals(rules, summed, technique, below_conus, date)
     if not priors:
         out.notes.append("no prior course: the first-course limits apply")
+    elif not summed:
+        out.notes.append("no prior course left to sum: no remaining dose (rtcheck check leaves "
+                         "the re-irradiation rules NOT_EVALUATED)")
     return out
+
+
+def dated_after(course: PriorCourse, date: dt.date) -> bool:
+    """The course began, or (by its records or ``end=``, not an estimate) ended, after
+    ``date``: not a prior course (the test of ``rtcheck check``'s re-irradiation rules)."""
+    return bool((course.date and course.date > date)
+                or (course.end_date and course.end_how != END_ESTIMATE and course.end_date > date))
+
+
+def _unknown(organ: OrganBudget, code: str) -> OrganBudget:
+    return replace(organ, stands_for=None, max_gy=None, exact_gy=None, binding_rule=None,
+                   review_max_gy=None, review_binding_rule=None, bounds=(), code=code)
 
 
 def _fraction_counts(fractions: Iterable[int]) -> list[int]:
@@ -396,14 +492,59 @@ def _organs(ctx: _Planned, n: int) -> list[OrganBudget]:
         roles = _roles(rule, ctx.below_conus)
         summed = [r for r in roles if _priors_give(rule, ctx.priors, r)]
         for role in roles:
-            if role not in summed and summed:
-                per_role.setdefault(role, []).append((rule, None))  # another kind stands in
-                continue
+            # A role the priors give no maximum for gets no number (prior_unknown), even when
+            # another role stands in for the rule: the thecal sac contains the cord, so its
+            # prior maximum is at least the cord's and a bound from the cord would be too high.
             per_role.setdefault(role, []).append((rule, _bound(rule, ctx, role, n)))
             if summed and rule.role not in summed and role != rule.role and rule.role:
                 stands.setdefault(role, rule.role)
-    return [_organ(role, stands.get(role), n, entries, not ctx.priors)
+    dropped: dict[str, list[str]] = {}
+    for rule, why in _dropped_for_fractions(ctx, n):
+        for role in _roles(rule, ctx.below_conus):
+            per_role.setdefault(role, [])
+            dropped.setdefault(role, []).append(why)
+    return [_organ(role, stands.get(role), n, entries, not ctx.priors, dropped.get(role, []))
             for role, entries in per_role.items()]
+
+
+def _dropped_for_fractions(ctx: _Planned, n: int) -> list[tuple[Rule, str]]:
+    """The re-irradiation dose rules out of scope only because of the number of fractions
+    (``rtcheck check`` skips them, out of scope), each with the caveat the budget gives: the
+    bound of the other rules is then outside the situation the rules were derived for."""
+    if not ctx.priors:
+        return []
+    out: list[tuple[Rule, str]] = []
+    for rule in ctx.rules:
+        if not (isinstance(rule, ReirradiationRule)
+                and rule.quantity not in (None, "interval_months")):
+            continue
+        why = out_of_scope(rule, ctx)
+        ctx.planned_fractions = None
+        try:
+            in_scope_otherwise = out_of_scope(rule, ctx) is None
+        finally:
+            ctx.planned_fractions = n
+        if why is None or not in_scope_otherwise:
+            continue
+        span = rule.fraction_span or rule.applies_to_fractions
+        tech = {"sbrt": "SBRT "}.get(rule.technique or "", f"{rule.technique or ''} ".lstrip())
+        derived = f"{span[0]}-{span[1]} fraction {tech}courses" if span else "other courses"
+        text = (f"{rule.id} not applied: {why} (rtcheck check: out of scope); the rule was "
+                f"derived for {derived}, so the bound given for {n} fractions is outside the "
+                "derivation of the re-irradiation rules")
+        out.append((rule, text))
+    return out
+
+
+def _caveats(rule: Rule, ctx: _Planned) -> tuple[str, ...]:
+    """What ``rtcheck check`` adds to a finding of ``rule`` applied outside its derivation
+    (its own function, so that the words and the conditions are the same)."""
+    if not isinstance(rule, ReirradiationRule):
+        caveat = technique_caveat(rule, ctx)  # type: ignore[arg-type]
+        return (caveat,) if caveat else ()
+    probe = finding(rule, "PASS", "")
+    outside_derivation(rule, ctx, probe)
+    return tuple(probe.details.get("outside_derivation", ()))
 
 
 def _priors_give(rule: Rule, priors: list[PriorCourse], role: str) -> bool:
@@ -421,13 +562,16 @@ def _prior_value(rule: Rule, course: PriorCourse, role: str) -> float | None:
 
 
 def _organ(role: str, stands_for: str | None, n: int,
-           entries: list[tuple[Rule, RuleBound | None]], first: bool) -> OrganBudget:
+           entries: list[tuple[Rule, RuleBound | None]], first: bool,
+           dropped: Sequence[str] = ()) -> OrganBudget:
     bounds = tuple(b for _, b in entries if b is not None)
     not_summed = tuple(r.id for r, b in entries if b is None)
+    caveats = tuple(dict.fromkeys([c for b in bounds for c in b.outside_derivation]
+                                  + list(dropped)))
 
     def organ(code: str, binding: RuleBound | None, review: RuleBound | None) -> OrganBudget:
         exact = binding.max_gy if binding and code == BOUNDED else None
-        review_gy = review.review_max_gy if review and code == BOUNDED else None
+        review_gy = review.review_max_gy if review else None
         return OrganBudget(
             role=role, stands_for=stands_for, fractions=n,
             max_gy=reported(exact, binding.strict) if binding and exact is not None else None,
@@ -435,17 +579,23 @@ def _organ(role: str, stands_for: str | None, n: int,
             # a WARN band is not strict: its upper end is allowed
             review_max_gy=reported(review_gy, review.strict and review.warn_up_to is None)
             if review and review_gy is not None else None,
-            review_binding_rule=review.rule if review and code == BOUNDED else None,
-            bounds=bounds, not_summed=not_summed, code=code, first_course=first)
+            review_binding_rule=review.rule if review and review_gy is not None else None,
+            bounds=bounds, not_summed=not_summed, code=code, first_course=first,
+            outside_derivation=caveats)
 
-    if not bounds:
+    limiting = [b for b in bounds if b.code != NO_RULE]
+    if not limiting:
         return organ(NO_RULE, None, None)
-    for code in (PRIOR_UNKNOWN, EXHAUSTED):
-        stuck = [b for b in bounds if b.code == code]
-        if stuck:  # one rule that cannot be bounded leaves the organ's dose unknown
-            return organ(code, stuck[0], None)
-    binding = min(bounds, key=lambda b: (b.max_gy, not b.strict))
-    review = min(bounds, key=lambda b: (b.review_max_gy, not b.strict))
+    unknown = [b for b in limiting if b.code == PRIOR_UNKNOWN]
+    if unknown:  # one rule that cannot be bounded leaves the organ's dose unknown
+        return organ(PRIOR_UNKNOWN, unknown[0], None)
+    review = None
+    if all(b.review_max_gy is not None for b in limiting):
+        review = min(limiting, key=lambda b: (b.review_max_gy, not b.strict))
+    exhausted = [b for b in limiting if b.code == EXHAUSTED]
+    if exhausted:  # no dose within the limits; the WARN band may still leave some
+        return organ(EXHAUSTED, exhausted[0], review)
+    binding = min(limiting, key=lambda b: (b.max_gy, not b.strict))
     return organ(BOUNDED, binding, review)
 
 
@@ -475,13 +625,15 @@ def _bound(rule: Rule, ctx: _Planned, role: str, n: int) -> RuleBound:
     quantity = getattr(rule, "quantity", None) or "first_course"
     word = "BED" if quantity in _BED_QUANTITIES else "EQD2"
 
+    caveats = _caveats(rule, ctx)
+
     def bound(code: str, text: str, prior: float | None = None, dose: float | None = None,
               review: float | None = None) -> RuleBound:
         return RuleBound(rule=rule.id, quantity=quantity, limit=limit.limit,
                          operator=limit.operator, unit=rule.unit, alpha_beta=ab,
                          warn_up_to=limit.warn_up_to, prior_gy=prior, max_gy=dose,
                          review_max_gy=review, strict=limit.operator == "<", code=code,
-                         text=text)
+                         text=text, outside_derivation=caveats)
 
     if limit.operator not in ("<", "<="):
         return bound(NO_RULE, f"{limit.label(rule.unit)}: not an upper bound")
@@ -490,14 +642,20 @@ def _bound(rule: Rule, ctx: _Planned, role: str, n: int) -> RuleBound:
         return bound(PRIOR_UNKNOWN, f"the prior course(s) give no {rule.metric} of the {role}")
     prior = sum(priors) if priors else None
     target = _target(quantity, limit.limit, prior or 0.0, priors)
+    band = (_target(quantity, limit.warn_up_to, prior or 0.0, priors)
+            if limit.warn_up_to is not None else None)
     if target is None or target < 0 or (target == 0 and limit.operator == "<"):
-        return bound(EXHAUSTED, f"no dose satisfies {limit.label(rule.unit)}: the prior "
-                     f"course(s) already give {word} {prior or 0.0:.2f} Gy", prior)
+        text = (f"no dose satisfies {limit.label(rule.unit)}: the prior course(s) already give "
+                f"{word} {prior or 0.0:.2f} Gy")
+        if band is not None and band > 0:  # the band's upper end is allowed (WARN)
+            return bound(EXHAUSTED, f"{text}; up to the WARN band's {limit.warn_up_to:g}: "
+                         f"{word} of this course up to {band:.3f} Gy", prior, None,
+                         _physical(band, n, ab, word, rule))
+        return bound(EXHAUSTED, text, prior)
     dose = _physical(target, n, ab, word, rule)
     review = dose
-    if limit.warn_up_to is not None:
-        band = _target(quantity, limit.warn_up_to, prior or 0.0, priors)
-        review = _physical(band, n, ab, word, rule) if band is not None and band >= 0 else dose
+    if band is not None and band >= 0:
+        review = _physical(band, n, ab, word, rule)
     return bound(BOUNDED, f"{word} of this course up to {target:.3f} Gy", prior, dose, review)
 
 
@@ -566,22 +724,50 @@ def _intervals(rules: Sequence[Rule], priors: list[PriorCourse], technique: str 
         ctx.planned_fractions = None
         if out_of_scope(rule, ctx) is not None:
             continue
-        out.append(_interval(rule, priors, date))
+        out.append(_interval(rule, priors, date, _caveats(rule, ctx)))
     return out
 
 
-def _interval(rule: ReirradiationRule, priors: list[PriorCourse],
-              date: dt.date | None) -> IntervalBound:
+def _interval(rule: ReirradiationRule, priors: list[PriorCourse], date: dt.date | None,
+              caveats: tuple[str, ...] = ()) -> IntervalBound:
+    """The interval rule as ``rtcheck check`` evaluates it (reirradiation._interval), for a
+    course starting on ``date``."""
     limit: Limit = rule.limits[0]
     known = [p for p in priors if p.end_date is not None]
     latest = max(known, key=lambda p: p.end_date) if len(known) == len(priors) else None  # type: ignore[arg-type, return-value]
     end = latest.end_date if latest else None
+    how = latest.end_how if latest else "unknown"
     earliest = _earliest(end, limit.limit) if end else None
-    months = months_between(end, date) if end and date else None
+    estimate = how == END_ESTIMATE
+    earliest_pass = (_earliest(end, limit.limit + ESTIMATE_MARGIN_MONTHS)
+                     if end and estimate and limit.operator in (">=", ">") else earliest)
+    months = status = satisfied = None
+    if date is None:
+        text = "give --date to check a start date"
+    elif end is None:
+        status = "NOT_EVALUATED"
+        text = "last fraction of the prior course unknown: " + "; ".join(
+            f"{p.label}: {p.end_text}" for p in priors if p.end_date is None)
+    elif end > date:
+        status = "NOT_EVALUATED"
+        text = (f"the prior course ends {end} ({latest.end_text}), after this course's "  # type: ignore[union-attr]
+                f"date {date} (--date)")
+    else:
+        months = months_between(end, date)
+        satisfied = limit.satisfied(months)
+        status = limit.status(months, rule.severity)
+        text = f"{months:.2f} months; required {limit.label('months')}"
+        if estimate and status == "PASS" and months < limit.limit + ESTIMATE_MARGIN_MONTHS:
+            status = "WARN"
+            text += (f"; the end of the prior course is an estimate from its plan date and the "
+                     f"interval is within {ESTIMATE_MARGIN_MONTHS:g} month of the limit: "
+                     "confirm with the treatment records")
+        if caveats and status == "PASS":
+            status = "WARN"
     return IntervalBound(rule=rule.id, limit_months=limit.limit, operator=limit.operator,
-                         prior_end=end, prior_end_how=latest.end_how if latest else "unknown",
-                         earliest=earliest, date=date, months=months,
-                         satisfied=limit.satisfied(months) if months is not None else None)
+                         prior_end=end, prior_end_how=how, earliest=earliest, date=date,
+                         months=months, satisfied=satisfied, status=status, text=text,
+                         earliest_pass=earliest_pass, outside_derivation=caveats)
 
 
 def _earliest(end: dt.date, months: float) -> dt.date:

@@ -98,7 +98,11 @@ def budget(prior_paths, prior_summaries, fractions, technique, course_date, belo
     whose point maximum is the value printed passes the rules; 0.01 Gy more
     fails the binding rule. "with WARN band" is the same when a no-consensus
     band (cumulative EQD2 70-75 Gy) is accepted. "-" means unknown: the prior
-    course gives no maximum for that organ (never guessed).
+    course gives no maximum for that organ (never guessed). SCOPE "WARN [n]":
+    the bound lies outside the rules' derivation (an SBRT prior or several
+    priors: rtcheck check WARNs, never PASSes; a number of fractions a rule is
+    not stated for: check skips that rule). A prior dated after --date is
+    never summed.
 
     \b
     Examples:
@@ -122,7 +126,7 @@ def budget(prior_paths, prior_summaries, fractions, technique, course_date, belo
             below_conus=below_conus, alpha_beta=dict(alpha_beta),
             date=parse_date(course_date, "--date") if course_date else None,
             explicit_roles=parse_map_options(f"{k}={v}" for k, v in maps))
-    except RTCheckError as exc:
+    except (RTCheckError, ValueError) as exc:  # ValueError: an alpha/beta or dose out of domain
         raise CommandError(str(exc)) from exc
     text = (json.dumps(result.as_dict(), indent=2, default=_json_default) + "\n"
             if fmt == "json" else render_table(result))
@@ -152,28 +156,41 @@ def render_table(result: Any) -> str:
     """Priors, one row per organ and number of fractions, the rules, the intervals."""
     out = io.StringIO()
     out.write(f"Technique of the new course: {result.technique or 'unknown'}\n")
+    skipped = {p["label"] for p in result.priors_not_summed}
     for p in result.priors:
-        out.write(f"Prior course: {p.label}" + "".join(f"; {n}" for n in p.notes) + "\n")
+        out.write(f"Prior course: {p.label}" + "".join(f"; {n}" for n in p.notes)
+                  + ("; NOT SUMMED (dated after this course)" if p.label in skipped else "")
+                  + "\n")
     for note in result.notes:
         out.write(f"Note: {note}\n")
-    rows = [("ORGAN (ROLE)", "FX", "MAX POINT DOSE", "BINDING RULE", "WITH WARN BAND")]
+    caveats: dict[str, int] = {}  # caveat -> its number, in order of first appearance
+    rows = [("ORGAN (ROLE)", "FX", "MAX POINT DOSE", "BINDING RULE", "WITH WARN BAND",
+             "SCOPE")]
     for o in result.organs:
         organ = o.role + (f" (stands for {o.stands_for})" if o.stands_for else "")
+        marks = [caveats.setdefault(c, len(caveats) + 1) for c in o.outside_derivation]
         rows.append((organ, str(o.fractions), _gy(o.max_gy, o.code),
                      o.binding_rule or "-",
-                     _gy(o.review_max_gy, o.code) if o.review_max_gy != o.max_gy else "same"))
+                     _gy(o.review_max_gy, o.code) if o.review_max_gy != o.max_gy else "same",
+                     "WARN " + ",".join(f"[{m}]" for m in marks) if marks else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out.write("\n")
     for r in rows:
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    if caveats:
+        out.write("\nOutside the rules' derivation (rtcheck check: WARN, not PASS; a rule not "
+                  "stated for the fractions is skipped):\n")
+        for text, number in caveats.items():
+            out.write(f"  [{number}] {text}\n")
     _write_rules(out, result.organs)
     for i in result.intervals:
         out.write(f"\nInterval ({i.rule}): {i.operator} {i.limit_months:g} months from the "
                   f"prior course's last fraction ({i.prior_end or 'unknown'}, {i.prior_end_how})"
                   + (f": earliest start {i.earliest}" if i.earliest else "")
-                  + (f"; {i.date}: {i.months:.2f} months, "
-                     f"{'satisfied' if i.satisfied else 'NOT satisfied'}" if i.date else "")
-                  + "\n")
+                  + (f" (the end is an estimate: rtcheck check WARNs before {i.earliest_pass})"
+                     if i.earliest_pass and i.earliest_pass != i.earliest else "")
+                  + (f"; {i.date}: {i.status}: {i.text}" if i.date else "")
+                  + "".join(f"; {c}" for c in i.outside_derivation) + "\n")
     return out.getvalue()
 
 
@@ -186,7 +203,9 @@ def _write_rules(out: io.StringIO, organs: list[Any]) -> None:
             key = (b.rule, o.role)
             ab = f", alpha/beta {b.alpha_beta:g} Gy" if b.alpha_beta is not None else ""
             line = (f"  {o.fractions} fx {o.role}: {b.rule} {b.operator} {b.limit:g}{ab}: "
-                    f"{b.text}" + (f" -> {b.max_gy:.3f} Gy" if b.max_gy is not None else ""))
+                    f"{b.text}" + (f" -> {_down(b.max_gy)} Gy" if b.max_gy is not None else
+                                   f" -> WARN band only: {_down(b.review_max_gy)} Gy"
+                                   if b.review_max_gy is not None else ""))
             if key not in seen or o.fractions == organs[0].fractions:
                 out.write(line + "\n")
             seen.add(key)
@@ -208,11 +227,23 @@ def remaining_dose_text(remaining: dict[str, Any]) -> str:
     n = remaining.get("fractions")
     role = remaining.get("role")
     if remaining.get("max_gy") is None:
-        return (f"remaining dose in {n} fraction(s) on the {role}: unknown "
+        text = (f"remaining dose in {n} fraction(s) on the {role}: "
+                f"{'none' if remaining.get('code') == 'exhausted' else 'unknown'} "
                 f"({remaining.get('code')}, {remaining.get('binding_rule')})")
+        if remaining.get("review_max_gy") is not None:
+            text += (f"; {remaining['review_max_gy']:.2f} Gy with the WARN band "
+                     f"({remaining.get('review_binding_rule')})")
+        return text
     text = (f"remaining dose: point maximum <= {remaining['max_gy']:.2f} Gy in {n} fraction(s) "
             f"on the {role} (binding: {remaining.get('binding_rule')})")
     if remaining.get("review_max_gy") not in (None, remaining["max_gy"]):
         text += (f"; {remaining['review_max_gy']:.2f} Gy with the WARN band "
                  f"({remaining.get('review_binding_rule')})")
     return text
+
+
+def _down(gy: float) -> str:
+    """An exact bound shown to 3 decimals, rounded down (never above what the rule allows)."""
+    import math
+
+    return f"{math.floor(gy * 1000 + 1e-9) / 1000:.3f}"

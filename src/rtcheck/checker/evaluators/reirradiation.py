@@ -90,7 +90,7 @@ def evaluate(rule: Rule, ctx: Context) -> list[Finding]:
     out.details["quantity"] = rule.quantity
     if out.details.get("warn_up_to") is None and rule.limits[0].warn_up_to is not None:
         out.details["warn_up_to"] = rule.limits[0].warn_up_to
-    return [_outside_derivation(rule, ctx, out)]
+    return [outside_derivation(rule, ctx, out)]
 
 
 def _add_remaining_dose(ctx: Context, out: Finding) -> None:
@@ -131,7 +131,7 @@ def _dated_after(ctx: Context) -> str:
             + "; ".join(bad)) if bad else ""
 
 
-def _outside_derivation(rule: ReirradiationRule, ctx: Context, out: Finding) -> Finding:
+def outside_derivation(rule: ReirradiationRule, ctx: Context, out: Finding) -> Finding:
     """PASS -> WARN when the rule is applied to courses it was not derived for."""
     caveats = []
     if rule.prior_technique:
