@@ -30,7 +30,7 @@ def test_case_columns_become_the_case():
 
 
 def test_a_bad_case_column_names_the_column():
-    with pytest.raises(InputError, match="mri_contraindicated: must be true or false, got 'maybe'"):
+    with pytest.raises(InputError, match="mri_contraindicated: must be true or false, got \"maybe\""):
         check_arguments({"mri_contraindicated": "maybe"})
 
 

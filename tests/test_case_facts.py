@@ -59,7 +59,7 @@ def test_toml_and_json_give_the_same_facts(tmp_path):
     ('karnofsky = 75.5', "karnofsky", "must be a whole number"),
     ('karnofsky = "80"', "karnofsky", "must be a whole number"),
     ('primary_controlled = "yes"', "primary_controlled", "must be true or false"),
-    ('bilsky = "1d"', "bilsky", "'1d' is not one of 0, 1a, 1b, 1c, 2, 3"),
+    ('bilsky = "1d"', "bilsky", '"1d" is not one of 0, 1a, 1b, 1c, 2, 3'),
     ('vertebral_levels = "T13"', "vertebral_levels", "not a vertebral level"),
     ('start_date = "09/03/2026"', "start_date", "must be a date YYYY-MM-DD"),
     ('previous_radiotherapy_dates = "2025-01-01"', "previous_radiotherapy_dates", "must be a list"),

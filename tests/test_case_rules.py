@@ -86,7 +86,7 @@ def days_before(n: int) -> str:
 def test_the_base_case_passes_every_applicable_check():
     statuses = case_findings(run(BASE))
     assert set(statuses.values()) == {"PASS"}, statuses
-    assert len(statuses) == 16
+    assert len(statuses) == 17
 
 
 # (rule, change that breaks it, status when broken, key removed for "missing")
@@ -101,7 +101,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("case.sbrt.indication.karnofsky", {"karnofsky": 60}, "WARN", "karnofsky"),
     ("case.sbrt.contraindication.life_expectancy", {"life_expectancy_months": 2}, "FAIL",
      "life_expectancy_months"),
-    ("case.sbrt.contraindication.life_expectancy", {"life_expectancy_months": 3}, "WARN",
+    ("case.sbrt.indication.life_expectancy", {"life_expectancy_months": 3}, "WARN",
      "life_expectancy_months"),
     ("case.sbrt.contraindication.cord_compression", {"cord_compression": "inoperable"}, "FAIL",
      "cord_compression"),
@@ -329,7 +329,7 @@ PREVENTIVE = with_(symptomatic=False, lesion_size_cm=1.5, girdle=False,
 
 
 @pytest.mark.parametrize("change, factor", [
-    ({"lesion_size_cm": 2.0}, "lesion of 2 cm or more"),
+    ({"lesion_size_cm": 2.0, "largest_metastasis_cm": 2.0}, "lesion of 2 cm or more"),
     ({"girdle": True}, "girdle involved (hip, shoulder, sacro-iliac)"),
     ({"cortical_involvement": "1/3-2/3"}, "long-bone cortex involved between 1/3 and 2/3"),
     ({"vertebral_levels": "T12"}, "junctional spine T12-L1"),
@@ -378,7 +378,7 @@ def test_a_case_adds_the_case_checks_when_no_protocol_has_them():
 
 
 def test_case_and_options_must_agree():
-    with pytest.raises(InputError, match="indication: the case file says 'oligometastatic'"):
+    with pytest.raises(InputError, match='indication: the case file says "oligometastatic"'):
         run(BASE, indication="pain")
     with pytest.raises(InputError, match="vertebral_levels"):
         run(BASE, vertebral_level="L2")
@@ -427,3 +427,120 @@ def test_prefer_30gy10_with_the_situation_unknown():
     f = finding(run(with_(indication="pain"), rx=20.0, fractions=5, technique="conventional"),
                 "case.palliative.prefer_30gy10.epiduritis")
     assert (f.status, f.missing) == ("NOT_EVALUATED", "epiduritis")
+
+
+# ------------------------------------------------------------------ issue 14 review
+
+
+def after_start(n: int) -> str:
+    return (START + dt.timedelta(days=n)).isoformat()
+
+
+@pytest.mark.parametrize("rule, key", [
+    ("case.sbrt.contraindication.radiotherapy_1_month", "previous_radiotherapy_dates"),
+    ("case.sbrt.contraindication.metabolic_1_month", "metabolic_radiotherapy_dates")])
+@pytest.mark.parametrize("days", [0, 11])
+def test_a_date_on_or_after_the_start_is_a_concurrent_course(rule, key, days):
+    # "une radiothérapie de moins de 1 mois" (line 807): a course still running is less than
+    # a month ago; an older date beside it does not hide it
+    f = finding(run(with_(**{key: ["2025-01-01", after_start(days)]})), rule)
+    assert f.status == "FAIL" and "concurrent" in f.reason
+
+
+def test_a_surgery_after_the_start_is_refused_naming_the_key():
+    with pytest.raises(InputError, match="surgery_date: .* is after start_date"):
+        run(with_(surgery_kind="stabilisation", surgery_date=after_start(3)))
+
+
+@pytest.mark.parametrize("drug", ["Gemzar", "bléomycine", "Adriblastine", "Cyramza", "Ofev",
+                                  "Vargatef", "Zaltrap", "Sutent", "Nexavar", "Avastin"])
+@pytest.mark.parametrize("when", [{"ongoing": True}, {"last_dose": START.isoformat()},
+                                  {"last_dose": after_start(5)}])
+def test_a_stop_drug_given_during_the_course_fails_whatever_its_half_life(drug, when):
+    f = finding(run(with_(systemic_treatments=[{"drug": drug, **when}])), "case.systemic_treatments")
+    assert f.status == "FAIL", f.reason
+    assert "no wash-out" in f.reason
+
+
+@pytest.mark.parametrize("drug", ["Tagrisso", "Alecensa", "Lorviqua", "Libtayo"])
+def test_newer_tkis_and_cemiplimab_are_under_precaution(drug):
+    f = finding(run(with_(systemic_treatments=[{"drug": drug, "ongoing": True}])),
+                "case.systemic_treatments")
+    assert f.status == "WARN" and "precaution" in f.reason
+
+
+def test_a_stop_drug_with_unknown_half_life_stopped_before_is_not_evaluated():
+    f = finding(run(with_(systemic_treatments=[{"drug": "Cyramza", "last_dose": days_before(30)}])),
+                "case.systemic_treatments")
+    assert (f.status, f.missing) == ("NOT_EVALUATED", "drug_half_life")
+
+
+def test_the_treated_lesion_size_counts_for_five_cm():
+    rule = "case.sbrt.indication.oligometastatic"
+    # only the treated lesion known, 5 cm or more: it decides (WARN) without the largest
+    f = finding(run(with_(largest_metastasis_cm=None, lesion_size_cm=5.0)), rule)
+    assert f.status == "WARN" and "lesion_size_cm" in f.reason
+    # the treated lesion under 5 cm says nothing of the others
+    f = finding(run(with_(largest_metastasis_cm=None, lesion_size_cm=4.0)), rule)
+    assert (f.status, f.missing) == ("NOT_EVALUATED", "largest_metastasis_cm")
+    assert finding(run(with_(lesion_size_cm=1.8)), rule).status == "PASS"
+    with pytest.raises(InputError, match="lesion_size_cm: 6 cm is larger than largest_metastasis_cm 4 cm"):
+        run(with_(largest_metastasis_cm=4.0, lesion_size_cm=6.0))
+
+
+def test_interleaved_planes_distance_under_five_mm_warns():
+    # GTV on even planes, cord on odd planes (2 mm apart): 4.97 mm in plane, slabs overlap
+    zs_odd = planes(-29, 29, 2)
+    structures = {"GTV": cylinder(0, 0, 5, planes(-10, 10, 2)),
+                  "SpinalCord": cylinder(0, 5 + 4.97 + 5, 5, zs_odd)}
+    f = finding(run(BASE, structures=structures), "case.sbrt.relative.tumour_cord_distance")
+    assert f.status == "WARN"
+    assert f.value == pytest.approx(4.97, abs=1e-6)
+    assert "4.97 mm" in f.reason
+
+
+def test_a_value_just_under_a_threshold_is_not_printed_as_the_threshold():
+    from rtcheck.checker.evaluators.case import number_text
+
+    assert number_text(4.999, (5.0,)) == "4.999"
+    assert number_text(4.97, (5.0,)) == "4.97"
+    assert number_text(5.0, (5.0,)) == "5.00"
+    f = finding(run(with_(largest_metastasis_cm=4.999)), "case.sbrt.indication.oligometastatic")
+    assert f.status == "PASS" and "largest_metastasis_cm = 4.999 cm" in f.reason
+
+
+def test_life_expectancy_fail_and_warn_say_different_things():
+    fail = finding(run(with_(life_expectancy_months=2.99)), "case.sbrt.contraindication.life_expectancy")
+    assert fail.status == "FAIL" and "under 3 months" in fail.reason
+    assert "2.99" in fail.reason
+    warn = finding(run(with_(life_expectancy_months=3)), "case.sbrt.indication.life_expectancy")
+    assert warn.status == "WARN" and "exactly 3 months" in warn.reason
+    assert finding(run(with_(life_expectancy_months=3)),
+                   "case.sbrt.contraindication.life_expectancy").status == "PASS"
+
+
+def test_validation_names_the_key_path_without_a_python_repr():
+    with pytest.raises(InputError) as err:
+        run(with_(systemic_treatments=[{"drug": "Avastin", "last_dose": "2026-13-01"}]))
+    assert 'systemic_treatments[0].last_dose: must be a date YYYY-MM-DD, got "2026-13-01"' \
+        in str(err.value)
+    with pytest.raises(InputError) as err:
+        run(with_(previous_radiotherapy_dates=["2025-01-01", 7]))
+    assert "previous_radiotherapy_dates[1]: must be a date YYYY-MM-DD, got 7" in str(err.value)
+
+
+@pytest.mark.parametrize("rx, fractions, status", [
+    (8.0, 1, "WARN"),     # an option only for a poor prognosis (line 787): review
+    (20.0, 5, "PASS"),
+    (30.0, 10, "PASS"),
+    (30.0, 5, "WARN"),    # 6 Gy per fraction
+    (40.0, 10, "WARN"),   # 40 Gy
+])
+def test_cord_compression_takes_20gy5_or_30gy10(rx, fractions, status):
+    case = with_(cord_compression="inoperable", indication="cord-compression")
+    result = run(case, rx=rx, fractions=fractions, technique="conventional")
+    assert finding(result, "case.palliative.cord_compression_scheme").status == status
+    # no compression: the rule does not apply
+    none = run(with_(cord_compression="none", indication="cord-compression"), rx=rx,
+               fractions=fractions, technique="conventional")
+    assert "case.palliative.cord_compression_scheme" not in case_findings(none)

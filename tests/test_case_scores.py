@@ -80,8 +80,8 @@ def test_a_total_that_disagrees_with_its_items_is_bad_input():
     (19, "a SINS total is 0-18"),
     ({"location": "junctional"}, "pain missing"),
     ({**{k: next(iter(v)) for k, v in SINS_TABLE.items()}, "pain": "severe"},
-     "pain 'severe' is not one of mechanical, non-mechanical, none"),
-    ({**{k: next(iter(v)) for k, v in SINS_TABLE.items()}, "colour": 1}, "unknown item 'colour'"),
+     'pain "severe" is not one of mechanical, non-mechanical, none'),
+    ({**{k: next(iter(v)) for k, v in SINS_TABLE.items()}, "colour": 1}, 'unknown item "colour"'),
     ("9", "must be a total"),
 ])
 def test_bad_sins(value, message):

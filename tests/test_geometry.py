@@ -83,12 +83,42 @@ def test_sphere_between_planes_is_measured_as_contoured():
     assert abs(d.mm - 11.0) < 1.0
 
 
-def test_cord_ending_above_the_target_counts_the_z_gap():
+def test_cord_ending_above_the_target_counts_the_gap_between_slabs():
+    # planes 6 mm apart; each plane is a slab of +- 1 mm (half the 2 mm spacing), as in the
+    # DVH engine: the GTV reaches z = 11, the cord starts at z = 15
     gtv = structure("GTV", cylinder(0, 0, 5, planes(-10, 10, 2)))
-    cord = structure("Cord", cylinder(0, 0, 5, planes(16, 40, 2)))  # same axis, 6 mm above
+    cord = structure("Cord", cylinder(0, 0, 5, planes(16, 40, 2)))  # same axis
     d = min_distance_mm(gtv, cord)
-    assert d.mm == pytest.approx(6.0, abs=1e-12)
-    assert d.in_plane_mm == 0.0
+    assert d.mm == pytest.approx(4.0, abs=1e-12)
+    assert (d.in_plane_mm, d.dz_mm) == pytest.approx((0.0, 4.0))
+
+
+def test_interleaved_planes_add_no_z_gap():
+    # GTV on even planes, cord on odd planes (2 mm spacing, offset 1 mm), the cylinders'
+    # surfaces 4.97 mm apart in plane: the slabs overlap in z, the distance is 4.97 mm (not
+    # sqrt(4.97**2 + 1) = 5.07 mm, which would pass the "< 5 mm" criterion)
+    gtv = structure("GTV", cylinder(0, 0, 5, planes(-10, 10, 2)))
+    cord = structure("Cord", cylinder(0, 5 + 4.97 + 5, 5, planes(-9, 11, 2)))
+    d = min_distance_mm(gtv, cord)
+    assert d.mm == pytest.approx(4.97, abs=1e-9)
+    assert d.dz_mm == 0.0
+
+
+def test_gtv_inside_the_thecal_sac_on_other_planes_is_zero():
+    gtv = structure("GTV", cylinder(0, 0, 3, planes(-10, 10, 2)))
+    sac = structure("ThecalSac", cylinder(0, 0, 8, planes(-9, 11, 2)))
+    assert min_distance_mm(gtv, sac).mm == 0.0
+
+
+def test_single_planes_take_the_structure_set_spacing():
+    # one plane each, 2 mm apart: with a 2 mm structure-set spacing the slabs touch (0 gap)
+    a = structure("A", [(0.0, square(0, 0, 5))])
+    b = structure("B", [(2.0, square(14, 0, 5))])  # 4 mm in plane
+    assert min_distance_mm(a, b).mm == pytest.approx(math.hypot(4.0, 2.0), abs=1e-12)
+    d = _min_distance(a, b, slice_spacing_mm=2.0)
+    assert d is not None and d.mm == pytest.approx(4.0, abs=1e-12)
+    d = _min_distance(a, b, slice_spacing_mm=1.0)  # slabs +- 0.5 mm: 1 mm apart
+    assert d is not None and d.mm == pytest.approx(math.hypot(4.0, 1.0), abs=1e-12)
 
 
 def test_no_contours_is_none():

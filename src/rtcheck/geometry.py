@@ -1,23 +1,29 @@
 """Distances and sizes measured on contours: tumour-to-cord distance, largest diameter.
 
-The geometry is the contours as drawn: each plane's contours are filled polygons combined by
-the even-odd rule (a contour inside another is a hole), lying on their plane. Nothing is added
-between planes (no slab thickness, no interpolation), so every number here is exact for that
-geometry, up to floating-point rounding:
+The geometry is that of the DVH engine (:mod:`rtcheck.dvh`, *Geometry*): each plane's
+contours are filled polygons combined by the even-odd rule (a contour inside another is a
+hole), and each plane stands for a slab of +- half its structure's plane spacing along z (half
+way to a nearer neighbouring plane; the spacing is the structure's median plane spacing, or the
+structure set's when its planes are not contiguous or it has a single plane). Structures
+contoured on different planes (a GTV on even planes, the cord on odd planes 1 mm away) thus
+overlap in z where their slabs do, and no z gap is added there. Every number here is exact for
+that geometry, up to floating-point rounding:
 
-- :func:`min_distance_mm` is the smallest 3-D distance between two structures' filled
-  polygons. Two regions on planes ``z1`` and ``z2`` are ``sqrt(dz**2 + d**2)`` apart, where
-  ``d`` is the 2-D distance between their outlines projected on one plane (0 when the regions
-  overlap), since every point pair splits into an in-plane and an out-of-plane part. ``d`` is
-  found exactly: overlap by point-in-region and edge-crossing tests, else the smallest
-  vertex-to-edge distance (two disjoint segments are closest at an end of one of them).
+- :func:`min_distance_mm` is the smallest 3-D distance between two structures' slabs. Two
+  slabs are ``sqrt(dz**2 + d**2)`` apart, where ``dz`` is the gap between their z ranges (0
+  when they overlap) and ``d`` the 2-D distance between their outlines projected on one plane
+  (0 when the regions overlap: a GTV inside the thecal sac is at distance 0), since every
+  point pair splits into an in-plane and an out-of-plane part. ``d`` is found exactly: overlap
+  by point-in-region and edge-crossing tests, else the smallest vertex-to-edge distance (two
+  disjoint segments are closest at an end of one of them).
 - :func:`largest_diameter_mm` is the largest distance between two points of a structure's
   contours, which is reached at two vertices (a segment's farthest point from anything is one
   of its ends); the vertices are first reduced to each plane's convex hull.
 
 A curved surface contoured as a polygon is measured as that polygon: a circle of radius r drawn
 with n vertices lies up to r (1 - cos(pi/n)) inside the circle (0.012 mm for r = 10 mm,
-n = 64), and planes spaced s mm apart can miss a sphere's nearest point by up to s/2 in z.
+n = 64); the slabs of planes spaced s mm apart may reach up to s/2 beyond (or short of) the
+anatomy in z.
 
 Leans only on :mod:`rtcheck.model` and numpy.
 """
@@ -32,16 +38,34 @@ import numpy as np
 
 from rtcheck.model import Structure
 
+#: Planes more than this many structure-set spacings apart are not contiguous (as the DVH
+#: engine's ``rtcheck.dvh.limits.CONTIGUOUS_GAP``).
+CONTIGUOUS_GAP = 1.5
 #: Vertex-to-edge distance blocks are computed this many pairs at a time (memory bound).
 _BLOCK_PAIRS = 2_000_000
 
 
 @dataclass(frozen=True)
 class Plane:
-    """One plane of a structure: its contours (closed polygons, N x 2 mm) at ``z`` (mm)."""
+    """One plane of a structure: its contours (closed polygons, N x 2 mm) at ``z`` (mm), standing
+    for the slab ``z_lo``-``z_hi`` (mm; both ``z`` when the thickness is unknown)."""
 
     z: float
     polygons: tuple[np.ndarray, ...]
+    z_lo: float | None = None
+    z_hi: float | None = None
+
+    @property
+    def lo(self) -> float:
+        return self.z if self.z_lo is None else self.z_lo
+
+    @property
+    def hi(self) -> float:
+        return self.z if self.z_hi is None else self.z_hi
+
+    def z_gap(self, other: "Plane") -> float:
+        """Gap between the two planes' slabs along z (0 when they overlap)."""
+        return max(0.0, other.lo - self.hi, self.lo - other.hi)
 
     @property
     def vertices(self) -> np.ndarray:
@@ -62,7 +86,8 @@ class Distance:
     mm : float
         The 3-D distance (0 when the structures overlap on a plane).
     in_plane_mm, dz_mm : float
-        Its in-plane part and the gap between the two planes it joins.
+        Its in-plane part and the gap between the slabs of the two planes it joins (0 when
+        the slabs overlap in z).
     z_from, z_to : float
         The planes (mm) of the first and second structure it joins.
     """
@@ -74,30 +99,60 @@ class Distance:
     z_to: float
 
 
-def planes_of(structure: Structure) -> list[Plane]:
-    """The structure's contours grouped by plane (at least 3 vertices each), sorted by z."""
+def planes_of(structure: Structure, slice_spacing_mm: float | None = None) -> list[Plane]:
+    """The structure's contours grouped by plane (at least 3 vertices each), sorted by z, each
+    with its slab (see the module; ``slice_spacing_mm`` is the structure set's plane spacing)."""
     grouped: dict[float, list[np.ndarray]] = {}
     for c in structure.contours:
         xy = np.asarray(c.xy, dtype=float).reshape(-1, 2)
         if len(xy) >= 3 and np.isfinite(xy).all() and math.isfinite(c.z):
             grouped.setdefault(round(float(c.z), 3), []).append(xy)
-    return [Plane(z, tuple(polys)) for z, polys in sorted(grouped.items())]
+    zs = sorted(grouped)
+    los, his = slab_bounds(zs, typical_spacing(zs, slice_spacing_mm))
+    return [Plane(z, tuple(grouped[z]), lo, hi) for z, lo, hi in zip(zs, los, his)]
 
 
-def min_distance_mm(a: Structure | Sequence[Plane], b: Structure | Sequence[Plane]
-                    ) -> Distance | None:
-    """The smallest 3-D distance between two structures' filled contours (see the module).
+def typical_spacing(zs: Sequence[float], common: float | None) -> float:
+    """A structure's slab thickness (mm): its median plane spacing when its planes are
+    contiguous, else the structure set's spacing ``common`` (or its own, if smaller); for a
+    single plane ``common``, or 0 (no thickness) when that is unknown."""
+    if common is not None and not (math.isfinite(common) and common > 0):
+        common = None
+    if len(zs) > 1:
+        gaps = np.diff(np.asarray(zs, dtype=float))
+        own = float(np.median(gaps))
+        if common is None or float(gaps.max()) <= CONTIGUOUS_GAP * common:
+            return own
+        return min(own, common)
+    return common if common is not None else 0.0
+
+
+def slab_bounds(zs: Sequence[float], typical: float) -> tuple[list[float], list[float]]:
+    """Lower and upper z of each plane's slab: +- half the typical spacing, and at most half
+    way to a neighbouring plane (as :func:`rtcheck.dvh.geometry.slab_bounds`)."""
+    half = typical / 2.0
+    lo, hi = [half] * len(zs), [half] * len(zs)
+    for k in range(len(zs) - 1):
+        gap = (zs[k + 1] - zs[k]) / 2.0
+        hi[k], lo[k + 1] = min(gap, half), min(gap, half)
+    return [z - d for z, d in zip(zs, lo)], [z + d for z, d in zip(zs, hi)]
+
+
+def min_distance_mm(a: Structure | Sequence[Plane], b: Structure | Sequence[Plane],
+                    slice_spacing_mm: float | None = None) -> Distance | None:
+    """The smallest 3-D distance between two structures' filled slabs (see the module).
 
     Returns None when either has no closed contour. Plane pairs are visited in order of their
-    z gap, and the search stops once the gap alone exceeds the best distance found.
+    slabs' z gap, and the search stops once the gap alone exceeds the best distance found.
     """
-    pa = planes_of(a) if isinstance(a, Structure) else list(a)
-    pb = planes_of(b) if isinstance(b, Structure) else list(b)
+    pa = planes_of(a, slice_spacing_mm) if isinstance(a, Structure) else list(a)
+    pb = planes_of(b, slice_spacing_mm) if isinstance(b, Structure) else list(b)
     if not pa or not pb:
         return None
-    pairs = sorted(((abs(p.z - q.z), i, j) for i, p in enumerate(pa) for j, q in enumerate(pb)))
+    pairs = sorted(((p.z_gap(q), abs(p.z - q.z), i, j)
+                    for i, p in enumerate(pa) for j, q in enumerate(pb)))
     best: Distance | None = None
-    for dz, i, j in pairs:
+    for dz, _, i, j in pairs:
         if best is not None and dz >= best.mm:
             break  # every remaining pair is farther apart in z alone
         p, q = pa[i], pb[j]
@@ -138,18 +193,15 @@ def largest_diameter_mm(structure: Structure | Sequence[Plane]) -> float | None:
     return math.sqrt(best)
 
 
-def union_planes(structures: Iterable[Structure]) -> list[Plane]:
-    """Several structures as one set of planes (their contours pooled plane by plane).
+def union_planes(structures: Iterable[Structure], slice_spacing_mm: float | None = None
+                 ) -> list[Plane]:
+    """Several structures as one list of planes (each keeping its own slab), sorted by z.
 
-    For distances and diameters only: pooling contours changes even-odd fills where two
-    structures overlap, which neither quantity depends on (overlap is distance 0 anyway, and a
-    diameter reads vertices only).
+    For distances and diameters only: a distance is the smallest over the planes, a diameter
+    reads vertices only, so neither needs the structures' planes merged.
     """
-    grouped: dict[float, list[np.ndarray]] = {}
-    for s in structures:
-        for p in planes_of(s):
-            grouped.setdefault(p.z, []).extend(p.polygons)
-    return [Plane(z, tuple(polys)) for z, polys in sorted(grouped.items())]
+    planes = [p for s in structures for p in planes_of(s, slice_spacing_mm)]
+    return sorted(planes, key=lambda p: p.z)
 
 
 # ======================================================================== helpers

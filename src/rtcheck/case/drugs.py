@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcheck.errors import InputError
+from rtcheck.rules.case_schema import literal
 from rtcheck.tomlfile import parse_toml, problem_text
 
 #: The shipped drug table (in ``constraints/``, installed as ``rtcheck.constraints``).
@@ -136,7 +137,7 @@ def _table(data: dict[str, Any], where: str, problems: list[str]) -> DrugTable |
         for n in drug.names:
             key = normalise_name(n)
             if key in seen and seen[key] != drug.generic:
-                problems.append(f"{ctx}: name {n!r} is also a name of {seen[key]}")
+                problems.append(f"{ctx}: name {literal(n)} is also a name of {seen[key]}")
             seen[key] = drug.generic
         drugs.append(drug)
     for key in ("id", "source"):
@@ -157,7 +158,7 @@ def _drug(ctx: str, item: dict[str, Any], problems: list[str]) -> Drug | None:
             problems.append(f"{ctx}: {key} must be a non-empty string")
         texts[key] = value
     if item.get("category") not in CATEGORIES:
-        problems.append(f"{ctx}: category {item.get('category')!r} not one of "
+        problems.append(f"{ctx}: category {literal(item.get('category'))} not one of "
                         f"{', '.join(CATEGORIES)}")
     names: list[str] = [item.get("generic", "")]
     for key in ("brands", "aliases"):
@@ -203,7 +204,7 @@ def _keys(ctx: str, table: dict[str, Any], spec: tuple[set[str], set[str]],
           problems: list[str]) -> None:
     required, optional = spec
     for key in sorted(set(table) - required - optional):
-        problems.append(f"{ctx}: unknown key {key!r} (allowed: "
+        problems.append(f"{ctx}: unknown key {literal(key)} (allowed: "
                         f"{', '.join(sorted(required | optional))})")
     for key in sorted(required - set(table)):
-        problems.append(f"{ctx}: missing {key!r}")
+        problems.append(f"{ctx}: missing {literal(key)}")

@@ -29,6 +29,7 @@ from rtcheck.rules.case_schema import (  # noqa: F401  (the case file's keys, re
     SITES,
     SPECS,
     FactSpec,
+    literal,
 )
 from rtcheck.tomlfile import parse_toml, problem_text
 
@@ -115,9 +116,25 @@ def case_from_mapping(data: Any, where: str | None = None) -> CaseFacts:
             if value is not None:
                 values[spec.key] = value
     values.pop("schema_version", None)
+    problems += _disagreements(values)
     if problems:
         raise InputError(problem_text(problems), where)
     return CaseFacts(values, where)
+
+
+def _disagreements(values: Mapping[str, Any]) -> list[str]:
+    """Keys that contradict each other: the treated lesion larger than the largest
+    metastasis, a surgery before the course dated after its start."""
+    out = []
+    size, largest = values.get("lesion_size_cm"), values.get("largest_metastasis_cm")
+    if size is not None and largest is not None and size > largest:
+        out.append(f"lesion_size_cm: {size:g} cm is larger than largest_metastasis_cm "
+                   f"{largest:g} cm (the treated lesion is one of the metastases)")
+    surgery, start = values.get("surgery_date"), values.get("start_date")
+    if surgery is not None and start is not None and surgery > start:
+        out.append(f"surgery_date: {surgery.isoformat()} is after start_date "
+                   f"{start.isoformat()}; give the surgery before the course")
+    return out
 
 
 # ======================================================================== one key each
@@ -130,20 +147,21 @@ def _value(spec: FactSpec, raw: Any, problems: list[str]) -> Any:
     try:
         return reader(spec, raw)
     except ValueError as exc:
-        problems.append(f"{spec.key}: {exc}")
+        text = str(exc)  # "[0].last_dose: ..." names an item of a list
+        problems.append(f"{spec.key}{'' if text.startswith('[') else ': '}{text}")
         return None
 
 
 def _int(spec: FactSpec, raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ValueError(f"must be a whole number, got {raw!r}")
+        raise ValueError(f"must be a whole number, got {literal(raw)}")
     _range(spec, raw)
     return raw
 
 
 def _number(spec: FactSpec, raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        raise ValueError(f"must be a number{_unit(spec)}, got {raw!r}")
+        raise ValueError(f"must be a number{_unit(spec)}, got {literal(raw)}")
     _range(spec, raw)
     return float(raw)
 
@@ -153,7 +171,7 @@ def _range(spec: FactSpec, value: float) -> None:
         lo = "" if spec.lo is None else f"{spec.lo:g}"
         hi = "" if spec.hi is None else f"{spec.hi:g}"
         where = f"between {lo} and {hi}" if lo and hi else (f">= {lo}" if lo else f"<= {hi}")
-        raise ValueError(f"must be {where}{_unit(spec)}, got {value!r}")
+        raise ValueError(f"must be {where}{_unit(spec)}, got {literal(value)}")
 
 
 def _unit(spec: FactSpec) -> str:
@@ -162,7 +180,7 @@ def _unit(spec: FactSpec) -> str:
 
 def _bool(spec: FactSpec, raw: Any) -> bool:
     if not isinstance(raw, bool):
-        raise ValueError(f"must be true or false, got {raw!r}")
+        raise ValueError(f"must be true or false, got {literal(raw)}")
     return raw
 
 
@@ -170,7 +188,7 @@ def _choice(spec: FactSpec, raw: Any) -> str:
     # Bilsky 0, 2 and 3 are naturally written as numbers
     text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
     if not isinstance(text, str) or text.strip().lower() not in spec.choices:
-        raise ValueError(f"{raw!r} is not one of {', '.join(spec.choices)}")
+        raise ValueError(f"{literal(raw)} is not one of {', '.join(spec.choices)}")
     return text.strip().lower()
 
 
@@ -184,23 +202,29 @@ def _date(spec: FactSpec, raw: Any) -> dt.date:
             return dt.date.fromisoformat(raw.strip())
         except ValueError:
             pass
-    raise ValueError(f"must be a date YYYY-MM-DD, got {raw!r}")
+    raise ValueError(f"must be a date YYYY-MM-DD, got {literal(raw)}")
 
 
 def _dates(spec: FactSpec, raw: Any) -> tuple[dt.date, ...]:
     if not isinstance(raw, list):
-        raise ValueError(f"must be a list of dates YYYY-MM-DD ([] for none), got {raw!r}")
-    return tuple(sorted(_date(spec, v) for v in raw))
+        raise ValueError(f"must be a list of dates YYYY-MM-DD ([] for none), got {literal(raw)}")
+    out = []
+    for i, v in enumerate(raw):
+        try:
+            out.append(_date(spec, v))
+        except ValueError as exc:
+            raise ValueError(f"[{i}]: {exc}") from exc
+    return tuple(sorted(out))
 
 
 def _levels(spec: FactSpec, raw: Any) -> tuple[int, int, str]:
     from rtcheck.rules.protocols import parse_vertebral_level
 
     if not isinstance(raw, str) or not raw.strip():
-        raise ValueError(f"must be a vertebra or a span such as \"T11-L1\", got {raw!r}")
+        raise ValueError(f"must be a vertebra or a span such as \"T11-L1\", got {literal(raw)}")
     parts = [t.strip() for t in raw.split("-")]
     if len(parts) not in (1, 2):
-        raise ValueError(f"{raw!r}: give one vertebra (T4) or a span (T11-L1)")
+        raise ValueError(f"{literal(raw)}: give one vertebra (T4) or a span (T11-L1)")
     ordinals = [parse_vertebral_level(t) for t in parts]
     return min(ordinals), max(ordinals), raw.strip()
 
@@ -218,18 +242,18 @@ def _score(spec: FactSpec, raw: Any) -> Score:
     problems = []
     for key in raw:
         if key not in items and key != "total":
-            problems.append(f"unknown item {key!r} (items: {', '.join(items)}, total)")
+            problems.append(f"unknown item {literal(key)} (items: {', '.join(items)}, total)")
     for item, choices in items.items():
         if item not in raw:
             problems.append(f"{item} missing")
         elif raw[item] not in choices:
-            problems.append(f"{item} {raw[item]!r} is not one of {', '.join(choices)}")
+            problems.append(f"{item} {literal(raw[item])} is not one of {', '.join(choices)}")
     if problems:
         raise ValueError("; ".join(problems))
     score = score_from_items(spec.key, {k: raw[k] for k in items})
     total = raw.get("total")
     if total is not None and total != score.total:
-        raise ValueError(f"total {total!r} disagrees with its items: {score.sum_text}")
+        raise ValueError(f"total {literal(total)} disagrees with its items: {score.sum_text}")
     return score
 
 
@@ -247,11 +271,14 @@ def _treatments(spec: FactSpec, raw: Any) -> tuple[Treatment, ...]:
                              "last_dose, ongoing)")
         drug = item.get("drug")
         if not isinstance(drug, str) or not drug.strip():
-            raise ValueError(f"{where}.drug: must be the drug's name")
-        last = _date(spec, item["last_dose"]) if item.get("last_dose") is not None else None
+            raise ValueError(f"{where}.drug: must be the drug's name, got {literal(drug)}")
+        try:
+            last = _date(spec, item["last_dose"]) if item.get("last_dose") is not None else None
+        except ValueError as exc:
+            raise ValueError(f"{where}.last_dose: {exc}") from exc
         ongoing = item.get("ongoing", False)
         if not isinstance(ongoing, bool):
-            raise ValueError(f"{where}.ongoing: must be true or false")
+            raise ValueError(f"{where}.ongoing: must be true or false, got {literal(ongoing)}")
         out.append(Treatment(drug.strip(), last, ongoing))
     return tuple(out)
 
@@ -293,14 +320,14 @@ def merge_case(case: CaseFacts | Mapping[str, Any] | str | PathLike | None,
     given = {"indication": indication, "site": site}
     for key, value in given.items():
         if facts.has(key) and value is not None and value != facts.get(key):
-            raise InputError(f"{key}: the case file says {facts.get(key)!r}, the option "
-                             f"--{key} says {value!r}", facts.path)
+            raise InputError(f"{key}: the case file says {literal(facts.get(key))}, the option "
+                             f"--{key} says {literal(value)}", facts.path)
     levels_text = vertebral_level
     if facts.has("vertebral_levels"):
         lo, hi, text = facts.get("vertebral_levels")
         if vertebral_level is not None and _levels(SPECS["vertebral_levels"], vertebral_level)[:2] != (lo, hi):
-            raise InputError(f"vertebral_levels: the case file says {text!r}, the option "
-                             f"--vertebral-level says {vertebral_level!r}", facts.path)
+            raise InputError(f"vertebral_levels: the case file says {literal(text)}, the option "
+                             f"--vertebral-level says {literal(vertebral_level)}", facts.path)
         levels_text = vertebral_level or text
     return (facts, indication or facts.get("indication"), site or facts.get("site"),
             levels_text)
@@ -346,7 +373,7 @@ def _from_text(spec: FactSpec, text: str) -> Any:
     if spec.kind == "bool":
         low = text.lower()
         if low not in _TRUE + _FALSE:
-            raise ValueError(f"must be true or false, got {text!r}")
+            raise ValueError(f"must be true or false, got {literal(text)}")
         return low in _TRUE
     if spec.kind in ("dates", "treatments"):
         items = [] if text.lower() == "none" else [t.strip() for t in text.split(";") if t.strip()]

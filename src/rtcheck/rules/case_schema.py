@@ -13,6 +13,7 @@ is validated without them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,7 +161,7 @@ def case_rule_fields(raw: dict[str, Any], problem: Problem) -> dict[str, Any]:
     out["message"] = message
     technique = raw.get("technique")
     if technique is not None and technique not in ("sbrt", "conventional"):
-        problem(f"technique {technique!r}: expected \"sbrt\" or \"conventional\"")
+        problem(f"technique {literal(technique)}: expected \"sbrt\" or \"conventional\"")
     out["technique"] = technique
     for key, allowed in (("sites", SITES), ("indications", INDICATIONS),
                          ("except_indications", INDICATIONS)):
@@ -182,7 +183,7 @@ def treatment_rule_fields(raw: dict[str, Any], problem: Problem) -> dict[str, An
         problem("drug_table must name the drug table (e.g. \"drugs-2026.toml\")")
     n = raw.get("washout_half_lives", 5.0)
     if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
-        problem(f"washout_half_lives must be a number > 0, got {n!r}")
+        problem(f"washout_half_lives must be a number > 0, got {literal(n)}")
         n = 5.0
     return {"drug_table": table, "washout_half_lives": float(n)}
 
@@ -220,12 +221,12 @@ def _condition(item: dict[str, Any], problem: Problem) -> Condition | None:
         return None
     spec = RULE_FACTS.get(item["fact"])
     if spec is None:
-        problem(f"fact {item['fact']!r} unknown (known: {', '.join(sorted(RULE_FACTS))})")
+        problem(f"fact {literal(item['fact'])} unknown (known: {', '.join(sorted(RULE_FACTS))})")
         return None
     op = item["op"]
     allowed = _OPS_BY_KIND.get(spec.kind, CONDITION_OPERATORS)
     if op not in allowed:
-        problem(f"op {op!r} not allowed for {spec.key} (a {spec.kind}: {', '.join(allowed)})")
+        problem(f"op {literal(op)} not allowed for {spec.key} (a {spec.kind}: {', '.join(allowed)})")
         return None
     value = _condition_value(spec, op, item["value"], problem)
     band = item.get("warn_band")
@@ -274,18 +275,40 @@ def _condition_value(spec: FactSpec, op: str, value: Any, problem: Problem) -> A
         return tuple(str(v) for v in value)
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            problem(f"{spec.key} is true or false, got {value!r}")
+            problem(f"{spec.key} is true or false, got {literal(value)}")
             return None
         return value
     if spec.kind == "choice":
         if str(value) not in spec.choices:
-            problem(f"{value!r} is not a value of {spec.key} ({', '.join(spec.choices)})")
+            problem(f"{literal(value)} is not a value of {spec.key} ({', '.join(spec.choices)})")
             return None
         return str(value)
     if not _is_number(value):
-        problem(f"{spec.key} compares with a number, got {value!r}")
+        problem(f"{spec.key} compares with a number, got {literal(value)}")
         return None
     return float(value)
+
+
+def literal(value: Any) -> str:
+    """A value as a case or protocol file writes it (``"abc"``, ``2026-01-01``, ``true``,
+    ``[1, 2]``), for messages: never a Python repr."""
+    import datetime as dt
+    import json
+
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).lower()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_literal_default)
+    except ValueError:  # a circular structure: cannot come from a parsed file
+        return str(value)
+
+
+def _literal_default(value: Any) -> str:
+    import datetime as dt
+
+    return value.isoformat() if isinstance(value, (dt.date, dt.time)) else str(value)
 
 
 def _is_number(value: Any) -> bool:

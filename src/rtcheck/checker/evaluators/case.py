@@ -27,6 +27,7 @@ from rtcheck.case.facts import SPECS as CASE_SPECS
 from rtcheck.checker import findings as F
 from rtcheck.checker.evaluators.context import Context, finding
 from rtcheck.checker.findings import Finding
+from rtcheck.errors import InputError
 from rtcheck.rules.kinds import CaseRule, Condition, SystemicTreatmentRule
 from rtcheck.rules.protocols import parse_vertebral_level
 
@@ -53,6 +54,7 @@ class Fact:
     code: str = F.FACT_MISSING
     shown: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    thresholds: tuple[float, ...] = ()
 
     @property
     def known(self) -> bool:
@@ -61,7 +63,7 @@ class Fact:
     def text(self) -> str:
         if not self.known:
             return f"{self.name} unknown ({self.how})"
-        shown = self.shown if self.shown is not None else _show(self.value)
+        shown = self.shown if self.shown is not None else _show(self.value, self.thresholds)
         unit = RULE_FACTS[self.name].unit if self.name in RULE_FACTS else None
         return f"{self.name} = {shown}{' ' + unit if unit and shown != NONE_TEXT else ''}" + \
             (f" ({self.how})" if self.how else "")
@@ -82,12 +84,25 @@ def evaluate(rule: CaseRule, ctx: Context) -> list[Finding]:
     gate = _when(rule, ctx)
     if gate is not None:
         return gate
-    facts = {c.fact: fact(c.fact, ctx) for c in rule.conditions}
+    facts = {c.fact: _with_thresholds(fact(c.fact, ctx), rule) for c in rule.conditions}
     absent = _structures_absent(rule, ctx, facts)
     if absent is not None:
         return absent
     status, decided = _combine(rule, facts)
     return [_case_finding(rule, ctx, status, decided, facts)]
+
+
+def _with_thresholds(f: Fact, rule: CaseRule) -> Fact:
+    """The fact with the numbers its conditions compare it with (for its display)."""
+    from dataclasses import replace
+
+    limits: list[float] = []
+    for c in rule.conditions:
+        if c.fact == f.name:
+            values = c.value if isinstance(c.value, tuple) else (c.value,)
+            limits += [float(v) for v in values
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return replace(f, thresholds=tuple(limits)) if limits else f
 
 
 def _structures_absent(rule: CaseRule, ctx: Context, facts: dict[str, Fact]
@@ -310,10 +325,24 @@ def course_start(ctx: Context) -> tuple[dt.date | None, str]:
     """This course's first day: the case's start_date, else the check's date (RTPlanDate)."""
     case = case_of(ctx)
     if case is not None and case.has("start_date"):
-        return case.get("start_date"), "start_date of the case file"
-    if ctx.date is not None:
-        return ctx.date, f"course date from {ctx.date_how}"
-    return None, "course start unknown (no start_date in the case file, no plan date)"
+        start, how = case.get("start_date"), "start_date of the case file"
+    elif ctx.date is not None:
+        start, how = ctx.date, f"course date from {ctx.date_how}"
+    else:
+        return None, "course start unknown (no start_date in the case file, no plan date)"
+    if case is not None:
+        check_case_dates(case, start, how)
+    return start, how
+
+
+def check_case_dates(case: CaseFacts, start: dt.date, how: str) -> None:
+    """Refuse a surgery at this site dated after the course start (the key is the surgery
+    before the course): InputError naming the file and the key."""
+    surgery = case.get("surgery_date")
+    if surgery is not None and surgery > start:
+        raise InputError(f"surgery_date: {surgery.isoformat()} is after this course's start "
+                         f"{start.isoformat()} ({how}); give the surgery before the course",
+                         case.path)
 
 
 def _months_since(name: str, key: str, ctx: Context, with_priors: bool) -> Fact:
@@ -331,13 +360,15 @@ def _months_since(name: str, key: str, ctx: Context, with_priors: bool) -> Fact:
         return Fact(name, how=how, missing="start_date")
     if not dates:
         return Fact(name, math.inf, f"{key} = [] (none)", shown=NONE_TEXT)
-    last = max(d for d in dates if d <= start) if any(d <= start for d in dates) else None
-    if last is None:
-        return Fact(name, how=f"every date of {key} is after the course start {start}",
-                    missing=key)
+    concurrent = sorted(d for d in dates if d >= start)
+    if concurrent:
+        # a course that ends on or after this one starts runs at the same time: 0 months
+        return Fact(name, 0.0, f"{concurrent[-1].isoformat()} is on or after this course's "
+                    f"start {start.isoformat()} ({how}): a concurrent course",
+                    shown="0")
+    last = max(dates)
     months = months_between(last, start)
-    return Fact(name, months, f"{last.isoformat()} to {start.isoformat()}, {how}",
-                shown=f"{months:.2f}")
+    return Fact(name, months, f"{last.isoformat()} to {start.isoformat()}, {how}")
 
 
 def _days_since_surgery(ctx: Context) -> Fact:
@@ -358,7 +389,7 @@ def _distance(ctx: Context) -> Fact:
     m = measurements(ctx)
     d = m.get("tumour_cord_distance")
     if d is not None:
-        return Fact("tumour_cord_distance_mm", d["mm"], d["how"], shown=f"{d['mm']:.1f}",
+        return Fact("tumour_cord_distance_mm", d["mm"], d["how"],
                     details={"structure": d["target"], "role": d["target_role"],
                              "cord": d["cord"], "cord_role": d["cord_role"]})
     case = case_of(ctx)
@@ -375,11 +406,28 @@ def _gtv_diameter(ctx: Context) -> Fact:
     if d is None:
         return Fact("gtv_diameter_cm", how=str(m.get("diameter_problem")),
                     missing="gtv_diameter_cm", code=F.STRUCTURE_MISSING)
-    return Fact("gtv_diameter_cm", d["mm"] / 10.0, d["how"], shown=f"{d['mm'] / 10:.2f}",
+    return Fact("gtv_diameter_cm", d["mm"] / 10.0, d["how"],
                 details={"structure": d["structure"], "role": "gtv"})
 
 
+def _largest_metastasis(ctx: Context) -> Fact:
+    """``largest_metastasis_cm``, or the treated lesion's ``lesion_size_cm`` when that alone
+    is known and already decides (5 cm or more): the largest known size decides."""
+    given = _case_value("largest_metastasis_cm", ctx)
+    case = case_of(ctx)
+    size = case.get("lesion_size_cm") if case is not None else None
+    if given.known or size is None:
+        return given  # the case file refuses a lesion_size_cm above largest_metastasis_cm
+    if size >= 5:
+        return Fact("largest_metastasis_cm", size, "lesion_size_cm of the case file (the "
+                    "treated lesion; largest_metastasis_cm not given: at least this)")
+    return Fact("largest_metastasis_cm", how=f"not in the case file (lesion_size_cm = "
+                f"{size:.2f} cm, the treated lesion, does not decide for the others)",
+                missing="largest_metastasis_cm")
+
+
 _DERIVED = {
+    "largest_metastasis_cm": _largest_metastasis,
     "vertebrae_treated": _vertebrae,
     "dose_per_fraction_gy": lambda ctx: _scheme("dose_per_fraction_gy", ctx),
     "total_dose_gy": lambda ctx: _scheme("total_dose_gy", ctx),
@@ -447,11 +495,12 @@ def _measure_distance(ctx: Context, target: tuple[str, tuple[str, ...]],
     if bad:
         out["distance_problem"], out["distance_code"] = bad, F.STRUCTURE_INCOMPLETE
         return
-    tplanes = union_planes(ctx.structure(n) for n in names)
+    spacing = _plane_spacing(ctx)
+    tplanes = union_planes((ctx.structure(n) for n in names), spacing)
     each: list[dict[str, Any]] = []
     for cord_role, cord_names in cords:
         for n in cord_names:
-            d = min_distance_mm(tplanes, ctx.structure(n))
+            d = min_distance_mm(tplanes, ctx.structure(n), spacing)
             if d is not None:
                 each.append({"cord": n, "cord_role": cord_role, "mm": round(d.mm, 3),
                              "in_plane_mm": round(d.in_plane_mm, 3), "dz_mm": round(d.dz_mm, 3)})
@@ -464,7 +513,14 @@ def _measure_distance(ctx: Context, target: tuple[str, tuple[str, ...]],
     out["tumour_cord_distance"] = {
         **best, "target": target_text, "target_role": role, "each": each,
         "how": f"measured: {target_text} ({role}) to {best['cord']} ({best['cord_role']}), "
-               f"smallest 3-D distance between the contours{stand_in}"}
+               "smallest 3-D distance between the contours, each plane a slab of +- half its "
+               f"structure's plane spacing{stand_in}"}
+
+
+def _plane_spacing(ctx: Context) -> float | None:
+    """The structure set's plane spacing (the slab thickness of isolated planes)."""
+    spacing = getattr(ctx.data.structure_set, "plane_spacing_mm", None)
+    return float(spacing) if isinstance(spacing, (int, float)) else None
 
 
 def _measure_diameter(ctx: Context, names: tuple[str, ...], out: dict[str, Any]) -> None:
@@ -517,22 +573,41 @@ def _drug_finding(rule: SystemicTreatmentRule, ctx: Context, table: DrugTable, t
     drug = table.find(t.drug)
     common: dict[str, Any] = {"metric": t.drug, "unit": "days"}
     if drug is None:
-        return finding(rule, "NOT_EVALUATED", f"{t.drug!r} is not in the drug table "
+        return finding(rule, "NOT_EVALUATED", f"{t.drug} is not in the drug table "
                        f"({table.id}): its category is unknown; add it with its source",
                        code=F.FACT_MISSING, missing="drug_category", **common)
     common["details"] = _drug_details(drug, rule)
+    name = f"{t.drug} ({drug.generic}, {drug.category}: {drug.category_source})"
+    concurrent = _concurrent(t, start, how)
+    if concurrent is not None and drug.category == "stop":
+        if start is not None:
+            common["value"] = 0.0
+        return finding(rule, rule.severity, f"{name}: {concurrent}: no wash-out at all (whatever "
+                       "the half-life); the referential asks for a strict wash-out before the "
+                       "course (section 3.1, line 902: « imposant un « wash out » strict »)", **common)
     interval = _interval(t, start)
     if interval is None:
         what = "last_dose" if t.last_dose is None and not t.ongoing else "start_date"
-        return finding(rule, "NOT_EVALUATED", f"{t.drug} ({drug.generic}, "
-                       f"{drug.category}): {'last dose not given' if what == 'last_dose' else how}",
+        return finding(rule, "NOT_EVALUATED", f"{name}: "
+                       f"{'last dose not given' if what == 'last_dose' else how}",
                        code=F.FACT_MISSING, missing=f"systemic_treatments.{what}", **common)
     common["value"] = interval
-    return _by_category(rule, ctx, drug, t, interval, common)
+    return _by_category(rule, ctx, drug, t, interval, concurrent, common)
+
+
+def _concurrent(t: Treatment, start: dt.date | None, how: str) -> str | None:
+    """Why the drug is given during the course (ongoing, or last dose on or after its start),
+    else None."""
+    if t.ongoing:
+        return "ongoing"
+    if t.last_dose is not None and start is not None and t.last_dose >= start:
+        return (f"last dose {t.last_dose.isoformat()}, on or after the course start "
+                f"{start.isoformat()} ({how}): given during the course")
+    return None
 
 
 def _interval(t: Treatment, start: dt.date | None) -> float | None:
-    """Days from the last dose to the course start (0 for an ongoing treatment)."""
+    """Days from the last dose to the course start (0 when given during the course)."""
     if start is None:
         return None
     if t.ongoing:
@@ -543,15 +618,15 @@ def _interval(t: Treatment, start: dt.date | None) -> float | None:
 
 
 def _by_category(rule: SystemicTreatmentRule, ctx: Context, drug: Drug, t: Treatment,
-                 interval: float, common: dict[str, Any]) -> Finding:
+                 interval: float, concurrent: str | None, common: dict[str, Any]) -> Finding:
     """The finding of one drug: washed out (PASS), else as its category says."""
     name = f"{t.drug} ({drug.generic}, {drug.category}: {drug.category_source})"
-    gap = "ongoing" if t.ongoing else f"last dose {interval:g} days before the course"
+    gap = concurrent or f"last dose {interval:g} days before the course"
     washout = drug.washout_days(rule.washout_half_lives)
     wtext = _washout_text(rule, drug, washout)
     if washout is not None:
         common["limit"], common["operator"] = round(washout[1], 2), ">="
-        if interval >= washout[1]:
+        if concurrent is None and interval >= washout[1]:
             return finding(rule, "PASS", f"{name}: {gap}, beyond the {wtext}", **common)
     if drug.category == "stop":
         return _stop_finding(rule, f"{name}: {gap}", wtext, washout, interval, common)
@@ -615,12 +690,22 @@ def _tech(technique: str) -> str:
     return "SBRT" if technique == "sbrt" else technique
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, thresholds: tuple[float, ...] = ()) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return NONE_TEXT if math.isinf(value) else f"{value:g}"
+        return NONE_TEXT if math.isinf(value) else number_text(value, thresholds)
     return str(value)
+
+
+def number_text(value: float, thresholds: tuple[float, ...] = ()) -> str:
+    """``value`` with 2 decimals, or more where 2 would print a value that differs from a
+    threshold as that threshold (4.999 beside ">= 5" prints 4.999, not 5.00)."""
+    for decimals in range(2, 7):
+        text = f"{value:.{decimals}f}"
+        if not any(float(text) == t != value for t in thresholds):
+            break
+    return text.rstrip("0").rstrip(".") if "." in text and decimals > 2 else text
 
 
 def _plain(value: Any) -> Any:
