@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtcheck.model import Structure
+from rtcheck.model import Structure, slab_bounds
 
 #: Planes more than this many structure-set spacings apart are not contiguous (as the DVH
 #: engine's ``rtcheck.dvh.limits.CONTIGUOUS_GAP``).
@@ -108,8 +108,8 @@ def planes_of(structure: Structure, slice_spacing_mm: float | None = None) -> li
         if len(xy) >= 3 and np.isfinite(xy).all() and math.isfinite(c.z):
             grouped.setdefault(round(float(c.z), 3), []).append(xy)
     zs = sorted(grouped)
-    los, his = slab_bounds(zs, typical_spacing(zs, slice_spacing_mm))
-    return [Plane(z, tuple(grouped[z]), lo, hi) for z, lo, hi in zip(zs, los, his)]
+    los, his = slab_bounds(np.asarray(zs, dtype=float), typical_spacing(zs, slice_spacing_mm))
+    return [Plane(z, tuple(grouped[z]), float(lo), float(hi)) for z, lo, hi in zip(zs, los, his)]
 
 
 def typical_spacing(zs: Sequence[float], common: float | None) -> float:
@@ -127,15 +127,6 @@ def typical_spacing(zs: Sequence[float], common: float | None) -> float:
     return common if common is not None else 0.0
 
 
-def slab_bounds(zs: Sequence[float], typical: float) -> tuple[list[float], list[float]]:
-    """Lower and upper z of each plane's slab: +- half the typical spacing, and at most half
-    way to a neighbouring plane (as :func:`rtcheck.dvh.geometry.slab_bounds`)."""
-    half = typical / 2.0
-    lo, hi = [half] * len(zs), [half] * len(zs)
-    for k in range(len(zs) - 1):
-        gap = (zs[k + 1] - zs[k]) / 2.0
-        hi[k], lo[k + 1] = min(gap, half), min(gap, half)
-    return [z - d for z, d in zip(zs, lo)], [z + d for z, d in zip(zs, hi)]
 
 
 def min_distance_mm(a: Structure | Sequence[Plane], b: Structure | Sequence[Plane],

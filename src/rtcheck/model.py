@@ -153,6 +153,21 @@ class Structure:
 PLANE_TOLERANCE_MM = 1e-3
 
 
+def slab_bounds(zs: np.ndarray, typical: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper z of the slab each contour plane (at sorted heights ``zs``) stands for:
+    +- half the ``typical`` spacing, and at most half way to a neighbouring plane. The one
+    slab convention of the DVH engine, the contour distances and the voxel-wise sums."""
+    zs = np.asarray(zs, dtype=float)
+    half = typical / 2.0
+    lo = np.full(zs.shape, half)
+    hi = np.full(zs.shape, half)
+    if zs.size > 1:
+        gaps = np.diff(zs) / 2.0
+        lo[1:] = np.minimum(gaps, half)
+        hi[:-1] = np.minimum(gaps, half)
+    return zs - lo, zs + hi
+
+
 def common_plane_spacing(structures: list[Structure]) -> float | None:
     """The median gap between consecutive contour planes, pooled over every ROI (mm).
 

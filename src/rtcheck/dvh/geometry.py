@@ -20,6 +20,7 @@ import numpy as np
 from rtcheck.dvh import limits
 from rtcheck.dvh.arrays import FloatArray, IntArray, expand
 from rtcheck.dvh.limits import DVHInputError
+from rtcheck.model import slab_bounds  # noqa: F401  (re-exported: the engine's slabs)
 
 if TYPE_CHECKING:
     from rtcheck.model import DoseGrid
@@ -66,17 +67,6 @@ def even_odd_area(polygons: list[FloatArray]) -> float:
     return total
 
 
-def slab_bounds(zs: FloatArray, typical: float) -> tuple[FloatArray, FloatArray]:
-    """Lower and upper z of the slab each contour plane stands for (see the
-    :mod:`rtcheck.dvh` docstring, *Geometry*)."""
-    half = typical / 2.0
-    lo = np.full(zs.shape, half)
-    hi = np.full(zs.shape, half)
-    if zs.size > 1:
-        gaps = np.diff(zs) / 2.0
-        lo[1:] = np.minimum(gaps, half)
-        hi[:-1] = np.minimum(gaps, half)
-    return zs - lo, zs + hi
 
 
 class Edges:
