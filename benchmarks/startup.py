@@ -11,6 +11,9 @@ median of ``--repeat`` runs, 5 by default; see ``common.measure``):
   within 1.5x) on the breast export (``../shared/validation/tps-breast-example``) and on the
   SBRT sample plan (``sample_plans/spine-sbrt-27Gy3``).
 
+Python must be allowed to cache bytecode, as in any installed package: with
+``PYTHONDONTWRITEBYTECODE`` set (some sandboxes set it) every run compiles rtcheck's ~100 modules
+again (~0.25 s) while numpy and pydicom use their installed caches; the script says so.
 Timings on a loaded machine move by tens of percent: run it on a quiet one, and read the ratios
 (each row against its floor, measured in the same run) rather than the absolute seconds.
 Usage: ``python benchmarks/startup.py [--repeat N]``.
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per row (median; 5)")
     args = parser.parse_args(argv)
+    if sys.flags.dont_write_bytecode:
+        print("note: PYTHONDONTWRITEBYTECODE is set: rtcheck's modules are compiled on every "
+              "run (~0.25 s); unset it for the figures an installed rtcheck gives")
     py = sys.executable
     rtcheck = [py, "-m", "rtcheck"]
     rows: list[list[str]] = []
