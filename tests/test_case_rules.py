@@ -544,3 +544,23 @@ def test_cord_compression_takes_20gy5_or_30gy10(rx, fractions, status):
     none = run(with_(cord_compression="none", indication="cord-compression"), rx=rx,
                fractions=fractions, technique="conventional")
     assert "case.palliative.cord_compression_scheme" not in case_findings(none)
+
+
+def test_a_cord_contoured_short_of_the_target_gives_no_distance_pass():
+    # GTV sphere r 9 mm at the origin; the cord (r 5 at y = 17: 3 mm from the GTV in-plane)
+    # contoured only from z = 20 mm up: the nearest cord point found is sqrt(11**2 + 3**2) ~
+    # 11.4 mm away, but the cord passes 3 mm from the GTV where it is not contoured.
+    short = rois(gtv=True, cord=False)
+    short["SpinalCord"] = cylinder(0, 17.0, 5, planes(20, 30, 2))
+    f = finding(run(BASE, structures=short), "case.sbrt.relative.tumour_cord_distance")
+    assert f.status == "NOT_EVALUATED" and f.code == "structure_too_short"
+    assert "may not be the smallest" in f.reason
+    # contoured over the GTV's extent +- 5 mm: measured, 3 mm, WARN (exact for these polygons)
+    full = finding(run(BASE, structures=rois(cord_y=17.0)),
+                   "case.sbrt.relative.tumour_cord_distance")
+    assert full.status == "WARN" and full.value == pytest.approx(3.0, abs=0.05)
+    # a distance below 5 mm stands even when the cord is short: the true one is smaller still
+    near = rois(gtv=True, cord=False)
+    near["SpinalCord"] = cylinder(0, 16.0, 5, planes(-4, 30, 2))
+    g = finding(run(BASE, structures=near), "case.sbrt.relative.tumour_cord_distance")
+    assert g.status == "WARN" and g.value < 5.0

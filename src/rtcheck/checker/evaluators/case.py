@@ -508,6 +508,14 @@ def _measure_distance(ctx: Context, target: tuple[str, tuple[str, ...]],
         out["distance_problem"] = "the structures have no closed contours"
         return
     best = min(each, key=lambda e: e["mm"])
+    problem = _cord_short_of(ctx, names, cords, spacing)
+    if problem and best["mm"] >= DISTANCE_COVERAGE_MM:
+        # a distance found is an upper bound of the true one (below 5 mm it stands); above,
+        # the cord may come closer where it is not contoured
+        out["distance_problem"] = (f"the distance found ({best['mm']:.2f} mm) may not be the "
+                                   f"smallest: {problem}")
+        out["distance_code"] = F.STRUCTURE_TOO_SHORT
+        return
     target_text = "+".join(names)
     stand_in = "" if role == "gtv" else f" (no GTV contoured: the {role.upper()} stands in)"
     out["tumour_cord_distance"] = {
@@ -515,6 +523,24 @@ def _measure_distance(ctx: Context, target: tuple[str, tuple[str, ...]],
         "how": f"measured: {target_text} ({role}) to {best['cord']} ({best['cord_role']}), "
                "smallest 3-D distance between the contours, each plane a slab of +- half its "
                f"structure's plane spacing{stand_in}"}
+
+
+#: The cord contours must cover the target's extent this far beyond it (mm) for a distance of
+#: this much or more to be the smallest: the "distance tumeur-cordon < 5 mm" of line 809.
+DISTANCE_COVERAGE_MM = 5.0
+
+
+def _cord_short_of(ctx: Context, names: tuple[str, ...],
+                   cords: list[tuple[str, tuple[str, ...]]], spacing: float | None) -> str | None:
+    """Why the cord-family contours (together) do not cover the target's cranio-caudal extent
+    +- :data:`DISTANCE_COVERAGE_MM` without a gap (:func:`rtcheck.checker.extent.coverage_problem`),
+    or None."""
+    from rtcheck.checker.extent import coverage_problem
+
+    cord_parts = [ctx.structure(n) for _, ns in cords for n in ns]
+    targets = [ctx.structure(n) for n in names]
+    return coverage_problem([s for s in cord_parts if s is not None],
+                            [s for s in targets if s is not None], DISTANCE_COVERAGE_MM, spacing)
 
 
 def _plane_spacing(ctx: Context) -> float | None:
