@@ -204,6 +204,46 @@ def test_plausibility_is_checked_on_hand_built_grids():
     assert "multiplied by 5 fractions" in text and "--dose-summation PLAN" in text
 
 
+def _inside_by_hand(px: float, py: float, polygon: np.ndarray) -> bool:
+    """Even-odd ray casting for one point, written out edge by edge (the reference)."""
+    inside = False
+    n = len(polygon)
+    for i in range(n):
+        (xa, ya), (xb, yb) = polygon[i - 1], polygon[i]
+        if (ya > py) != (yb > py) and px < xa + (py - ya) * (xb - xa) / (yb - ya):
+            inside = not inside
+    return inside
+
+
+def test_target_median_is_the_median_over_the_voxels_inside_the_target():
+    """The target median the plausibility check reports: a non-convex target with a hole,
+    on a grid whose voxel centres fall on its vertices' rows and columns, against a median
+    computed point by point."""
+    from rtcheck.model import Contour, DoseGrid, FractionGroup, Plan, Structure, StructureSet
+
+    x = np.arange(-20.0, 21.0, 2.0)
+    y = np.arange(-15.0, 16.0, 2.5)
+    z = np.array([0.0, 3.0])
+    xx, yy = np.meshgrid(x, y)
+    field = 30.0 + 0.5 * xx + 0.2 * yy ** 2 / 10  # varies along both axes
+    values = np.stack([field, field + 6.0])  # a second plane 6 Gy hotter
+    outer = np.array([[-12.0, -10.0], [14.0, -10.0], [14.0, 0.0], [2.0, 0.0], [2.0, 12.5],
+                      [-12.0, 12.5]])  # an L, vertices on voxel rows and columns
+    hole = syn.rectangle(-8.0, -5.0, -3.0, 5.0)
+    target = Structure(1, "PTV", [Contour(1.0, outer), Contour(1.0, hole)], roi_type="PTV")
+    expected = [(2 / 3) * field[j, i] + (1 / 3) * (field[j, i] + 6.0)  # z = 1 of 0..3 mm
+                for j in range(y.size) for i in range(x.size)
+                if _inside_by_hand(x[i], y[j], outer) != _inside_by_hand(x[i], y[j], hole)]
+    median = float(np.median(expected))
+    # A prescription (and beam doses) the median cannot agree with, so the problem names it.
+    plan = Plan(uid="1", prescription_gy=median * 3,
+                fraction_groups=[FractionGroup(1, 5, (1,), {1: median * 3 / 5}, {1: 100.0})])
+    (text,) = check_dose_plausibility(DoseGrid(x, y, z, values), plan,
+                                      StructureSet([target]))
+    assert len(expected) > 20
+    assert f"median dose of target 'PTV' {median:.4g} Gy" in text
+
+
 def test_override_needs_the_fractions(tmp_path, sbrt):
     objs = copy.deepcopy(sbrt)
     folder = write(tmp_path, {"RS": objs["RS"], "RD": objs["RD"]})

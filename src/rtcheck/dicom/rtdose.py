@@ -210,18 +210,20 @@ def _hottest_target_median(dose: DoseGrid, ss: StructureSet) -> tuple[str, float
 
 
 def _polygon_mask(xy: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """Grid points (gy rows x gx columns) inside the polygon ``xy`` (even-odd ray casting)."""
-    inside = np.zeros((gy.size, gx.size), dtype=bool)
+    """Grid points (gy rows x increasing gx columns) inside the polygon ``xy`` (even-odd ray
+    casting: a point is inside when an odd number of edges cross its row to its right)."""
     px, py = xy[:, 0], xy[:, 1]
-    for xa, ya, xb, yb in zip(np.roll(px, 1), np.roll(py, 1), px, py):
-        if ya == yb:
-            continue
-        rows = (ya > gy) != (yb > gy)
-        if not rows.any():
-            continue
-        xi = xa + (gy[rows] - ya) * (xb - xa) / (yb - ya)
-        inside[rows] ^= gx[None, :] < xi[:, None]
-    return inside
+    xa, ya = np.roll(px, 1), np.roll(py, 1)
+    # Every (edge, row) crossing at once; a horizontal edge never crosses.
+    e, r = np.nonzero((ya[:, None] > gy[None, :]) != (py[:, None] > gy[None, :]))
+    xi = xa[e] + (gy[r] - ya[e]) * (px[e] - xa[e]) / (py[e] - ya[e])
+    # A crossing at xi flips the columns with gx < xi, the first j of the row: toggle at 0 and
+    # at j, then the running sum's parity is the number of flips of each column.
+    j = np.searchsorted(gx, xi, side="left")
+    width = gx.size + 1
+    toggles = np.bincount(np.concatenate([r * width, r * width + j]),
+                          minlength=gy.size * width).reshape(gy.size, width)
+    return (np.cumsum(toggles, axis=1)[:, :-1] % 2).astype(bool)
 
 
 def _dose_inside(dose: DoseGrid, s: Structure) -> np.ndarray:
