@@ -213,6 +213,13 @@ def load_protocol(name_or_path: str | PathLike, roles: RoleMap | Iterable[str] |
         except OSError as exc:
             raise InputError(f"cannot read protocol file: {exc.strerror or exc}", path) from exc
         return _load_bytes(raw, str(path), shipped=False, roles=roles)
+    # The file named like the id first: validating every shipped protocol to find one cost
+    # a check three protocols' validation per protocol it named.
+    res = resources.files("rtcheck.constraints").joinpath(f"{text}.toml")
+    if text + ".toml" not in _DATA_FILES and res.is_file():
+        proto = _load_bytes(res.read_bytes(), str(res), shipped=True)
+        if text in (proto.id, Path(proto.path).stem):
+            return proto
     shipped = shipped_protocols()
     for proto in shipped:
         if text in (proto.id, Path(proto.path).stem):
