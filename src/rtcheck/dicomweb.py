@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rtcheck.errors import RTCheckError
-from rtcheck.files import atomic_path
+from rtcheck.files import atomic_path, looks_like_url
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
@@ -64,7 +64,6 @@ MAX_ATTEMPTS = 3
 #: QIDO-RS pages read at most when listing a study's series (a study has a handful).
 MAX_SERIES_PAGES = 20
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1). Checked before a UID is
 #: put in a URL or a file name: a hostile server's "../../x" is never a path.
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -152,11 +151,6 @@ class RetrievedStudy:
             text += "; not retrieved: " + ", ".join(
                 f"{k or 'no modality'} {n}" for k, n in sorted(self.skipped.items()))
         return text
-
-
-def looks_like_url(text: str) -> bool:
-    """Whether ``text`` is meant as a URL (``scheme://...``) rather than a file path."""
-    return bool(_SCHEME.match(str(text)))
 
 
 def is_uid(text: str) -> bool:

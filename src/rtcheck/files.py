@@ -4,14 +4,15 @@ Every output rtcheck writes (``-o``, reports, batch records, exported RTDOSE, do
 objects) goes through :class:`atomic_path`: the data are written to a temporary file in the
 target's folder, flushed to disk, then renamed over the target, so that a killed process or a
 full disk never leaves half a file under the target's name, and the old file stays as it was.
+Also: whether a name given as a path is a URL instead (:func:`looks_like_url`).
 Standard library only (floor 0 of the house).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
+import re
 import stat
 import tempfile
 from types import TracebackType
@@ -84,6 +85,8 @@ def write_bytes_atomic(path: PathLike, data: bytes, *, durable: bool = False) ->
 
 def file_sha256(path: PathLike) -> str:
     """SHA-256 (hex) of a file's bytes, read a megabyte at a time."""
+    import hashlib  # here: OpenSSL's start-up is 5-7 ms that writing a file does not need
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -116,3 +119,14 @@ def _fsync_folder(folder: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def looks_like_url(text: str) -> bool:
+    """Whether ``text`` is meant as a URL (``scheme://...``) rather than a file path.
+
+    Here, not in :mod:`rtcheck.dicomweb`, so that a command can tell a path from a DICOMweb
+    study URL without importing the DICOMweb client."""
+    return bool(_SCHEME.match(str(text)))

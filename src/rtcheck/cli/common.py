@@ -13,6 +13,8 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from rtcheck.files import looks_like_url
+
 if TYPE_CHECKING:
     from rtcheck.model import PlanData
 
@@ -268,9 +270,9 @@ class PathOrStudyURL(click.Path):
     retrieves it with :func:`local_paths`. A malformed URL is one line, exit 2."""
 
     def convert(self, value, param, ctx):
-        from rtcheck.dicomweb import DICOMwebError, looks_like_url, parse_study_url
-
         if isinstance(value, str) and looks_like_url(value):
+            from rtcheck.dicomweb import DICOMwebError, parse_study_url
+
             try:
                 parse_study_url(value)
             except DICOMwebError as exc:
@@ -308,13 +310,9 @@ def local_paths(paths: tuple[str, ...] | list[str], download_dir: str | None = N
     :class:`CommandError`: one line naming the URL (with ``deidentify``, its StudyInstanceUID
     replaced by ``[study UID]``).
     """
-    from rtcheck.dicomweb import (
-        DICOMwebError,
-        hide_study_uid,
-        looks_like_url,
-        parse_study_url,
-        study_folder,
-    )
+    if not any(looks_like_url(p) for p in paths):
+        return tuple(paths)  # files and folders only: no DICOMweb client to import
+    from rtcheck.dicomweb import DICOMwebError, hide_study_uid, parse_study_url, study_folder
 
     out = []
     ctx = click.get_current_context()
