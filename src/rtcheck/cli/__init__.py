@@ -13,8 +13,10 @@ To add a command: write ``rtcheck/cli_NAME.py`` with a click command, and add a 
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import click
 
@@ -41,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("rtcheck.cli.serve", "serve",
               "A DICOM node that checks every plan it receives."),
 }
+
+
+#: Commands that run for hours over thousands of plans: they keep Python's cyclic garbage
+#: collector; the others run once and exit, and run without it (see :meth:`LazyGroup.main`).
+LONG_RUNNING = frozenset({"batch", "serve"})
 
 
 class LazyCommands(MutableMapping[str, click.Command]):
@@ -102,7 +109,31 @@ class LazyGroup(click.Group):
             lazy[name] = command
         self.commands = lazy
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line with the cyclic garbage collector off (back on for the
+        :data:`LONG_RUNNING` commands as soon as they are chosen, and when an in-process
+        caller gets control back).
+
+        A one-shot command allocates most of its objects while importing numpy, pydicom and
+        its own modules, and they all live to the end: the collector only walked them again
+        and again (three generations, ~50 ms of a 0.8 s ``rtcheck check``, peak memory the
+        same without it). Reference counting still frees every array and dataset.
+        """
+        # Called with the arguments (click's CliRunner, a script), the caller goes on: the
+        # collector comes back. Called as the program (no arguments: sys.argv), it does not:
+        # turning it on just before exit cost one more walk of every object (~35 ms).
+        in_process = bool(args) or "args" in kwargs
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            if enabled and in_process:
+                gc.enable()
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LONG_RUNNING:
+            gc.enable()
         return self.commands.get(cmd_name)  # imports the command's module, once
 
     def list_commands(self, ctx: click.Context) -> list[str]:
