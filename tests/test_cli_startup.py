@@ -113,3 +113,47 @@ def test_bad_input_is_one_line_exit_2(args):
 def test_click_usage_errors_keep_exit_2():
     assert CliRunner().invoke(main, ["no-such-command"]).exit_code == 2
     assert CliRunner().invoke(main, ["dvh", "--no-such-option"]).exit_code == 2
+
+
+def test_check_json_imports_only_what_it_uses(tmp_path):
+    """``check --format json`` needs the report's text formats, not its HTML or batch rooms
+    (the modules a whole process holds at exit: ``-X importtime`` does not list the ones
+    imported through ``importlib``)."""
+    from support import synthetic as syn
+
+    folder = tmp_path / "plan"
+    syn.write_spine_plan(folder, "pass")
+    code = ("import sys\nfrom rtcheck.cli import main\ntry:\n    main()\nexcept SystemExit:\n"
+            "    sys.stderr.write('MODULES ' + ' '.join(sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code, "check", str(folder), "--indication",
+                           "pain", "--site", "spine", "--vertebral-level", "T8", "--format",
+                           "json"], capture_output=True, text=True, timeout=120, check=False)
+    names = set(proc.stderr.rsplit("MODULES ", 1)[-1].split())
+    assert "rtcheck.report.formats" in names, proc.stderr[-2000:]
+    # nor numpy.ma, which numpy's unique and median import on first use (12 ms)
+    assert not {"rtcheck.report.html", "rtcheck.report.batch_index", "rtcheck.dicomweb",
+                "jinja2", "matplotlib", "numpy.ma"} & names
+
+
+def test_the_collector_is_back_on_after_an_in_process_run():
+    """One-shot commands run without the cyclic garbage collector (a faster start); a
+    caller running them in-process (CliRunner, a script) gets it back on."""
+    import gc
+
+    assert gc.isenabled()
+    result = CliRunner().invoke(main, ["convert", "30Gy/10", "--alpha-beta", "2"])
+    assert result.exit_code == 0, result.output
+    assert gc.isenabled()
+    seen = []
+    probe = click.Command("probe", callback=lambda: seen.append(gc.isenabled()))
+    from rtcheck.cli import LONG_RUNNING, LazyGroup
+
+    group = LazyGroup("g", lazy_commands={})
+    group.add_command(probe, "probe")
+    CliRunner().invoke(group, ["probe"])
+    assert seen == [False] and gc.isenabled()
+    for name in LONG_RUNNING:  # batch and serve keep it through their run
+        group.add_command(click.Command(name, callback=lambda: seen.append(gc.isenabled())),
+                          name)
+        CliRunner().invoke(group, [name])
+    assert seen == [False, True, True]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtcheck.model import Structure, slab_bounds
+from rtcheck.model import Structure, distinct, median, slab_bounds
 
 #: Planes more than this many structure-set spacings apart are not contiguous (as the DVH
 #: engine's ``rtcheck.dvh.limits.CONTIGUOUS_GAP``).
@@ -120,7 +120,7 @@ def typical_spacing(zs: Sequence[float], common: float | None) -> float:
         common = None
     if len(zs) > 1:
         gaps = np.diff(np.asarray(zs, dtype=float))
-        own = float(np.median(gaps))
+        own = median(gaps)
         if common is None or float(gaps.max()) <= CONTIGUOUS_GAP * common:
             return own
         return min(own, common)
@@ -281,7 +281,7 @@ def _bbox_gap(a: tuple[float, float, float, float], b: tuple[float, float, float
 
 def _hull(points: np.ndarray) -> np.ndarray:
     """2-D convex hull (Andrew's monotone chain); the farthest pair of a set lies on it."""
-    pts = np.unique(points, axis=0)
+    pts = distinct(points, axis=0)
     if len(pts) <= 2:
         return pts
     pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]

@@ -33,7 +33,7 @@ from rtcheck.accumulation.alpha_beta import AlphaBetaMap
 from rtcheck.accumulation.geometry import boundary_points, nodes_near, organ_slabs
 from rtcheck.accumulation.registration import Mapping
 from rtcheck.accumulation.resample import planes_of, sample
-from rtcheck.model import DoseGrid, Structure
+from rtcheck.model import DoseGrid, Structure, distinct
 from rtcheck.radiobiology import bed, eqd2
 
 #: Default set-up uncertainty (mm) of the envelope: rtcheck's choice, a typical spinal-cord
@@ -75,7 +75,7 @@ def convert(values: np.ndarray, fractions: int, alpha_beta: float | np.ndarray,
     out = np.full(values.shape, np.nan)
     known = np.isfinite(values)
     ab = np.broadcast_to(np.asarray(alpha_beta, dtype=float), values.shape)
-    for value in np.unique(ab[known]):
+    for value in distinct(ab[known]):
         sel = known & (ab == value)
         out[sel] = fn(np.maximum(values[sel], 0.0), fractions, float(value), model, dt)
     return out

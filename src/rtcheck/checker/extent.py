@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from rtcheck.model import Structure
+from rtcheck.model import Structure, distinct, median
 from rtcheck.rules.roles import RoleMap
 
 #: Roles whose contours give the target's cranio-caudal extent, in order of preference.
@@ -58,7 +58,7 @@ def coverage_problem(cord: Iterable[Structure], target_structures: list[Structur
                 "cord's maximum cannot be checked")
     tz = [c.z for s in target_structures for c in s.contours]
     t_lo, t_hi = min(tz), max(tz)
-    zs = np.unique(np.round([c.z for s in parts for c in s.contours], 3))
+    zs = distinct(np.round([c.z for s in parts for c in s.contours], 3))
     if zs.size == 0:
         return None
     names = ", ".join(s.name for s in target_structures)
@@ -68,7 +68,7 @@ def coverage_problem(cord: Iterable[Structure], target_structures: list[Structur
                 f"target ({names}: z {t_lo:.1f} to {t_hi:.1f} mm): its maximum may lie outside "
                 "the contour; extend it (TG-101)")
     steps = np.diff(zs)
-    spacing = float(np.median(steps)) if steps.size else 0.0
+    spacing = median(steps) if steps.size else 0.0
     if plane_spacing_mm:
         spacing = min(spacing, float(plane_spacing_mm)) if spacing else float(plane_spacing_mm)
     # a gap between consecutive planes that reaches into the target's extent +- margin

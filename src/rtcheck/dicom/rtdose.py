@@ -27,7 +27,7 @@ from rtcheck.dicom.read import (
 )
 from rtcheck.dicom.rtplan import beams_total_gy
 from rtcheck.dose import dose_grid_from_dataset
-from rtcheck.model import DoseGrid, Plan, Structure, StructureSet
+from rtcheck.model import DoseGrid, Plan, Structure, StructureSet, median
 
 
 @quietly
@@ -203,9 +203,9 @@ def _hottest_target_median(dose: DoseGrid, ss: StructureSet) -> tuple[str, float
             continue
         values = _dose_inside(dose, s)
         if values.size:
-            median = float(np.median(values))
-            if best is None or median > best[1]:
-                best = (s.name, median)
+            value = median(values)
+            if best is None or value > best[1]:
+                best = (s.name, value)
     return best
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rtcheck.model import distinct
+
 #: Float arrays (coordinates in mm, doses in Gy, weights in mm² or mm³).
 FloatArray = NDArray[np.float64]
 #: Integer arrays (plane, row, face and flat grid indices; counts).
@@ -41,6 +43,6 @@ def chunks(weights: NumArray, limit: int) -> list[slice]:
         return [slice(0, n)]
     cuts = np.searchsorted(cum, np.arange(1, int(total // limit) + 1) * float(limit),
                            side="right")
-    bounds = np.unique(np.concatenate(([0], np.maximum(cuts, 1), [n])))
+    bounds = distinct(np.concatenate(([0], np.maximum(cuts, 1), [n])))
     bounds = bounds[bounds <= n]
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]

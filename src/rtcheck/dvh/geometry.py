@@ -20,6 +20,7 @@ import numpy as np
 from rtcheck.dvh import limits
 from rtcheck.dvh.arrays import FloatArray, IntArray, expand
 from rtcheck.dvh.limits import DVHInputError
+from rtcheck.model import median
 from rtcheck.model import slab_bounds  # noqa: F401  (re-exported: the engine's slabs)
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def typical_spacing(zs: FloatArray, common: float | None, dose: DoseGrid) -> flo
         common = None
     if zs.size > 1:
         gaps = np.diff(zs)
-        own = float(np.median(gaps))
+        own = median(gaps)
         if common is None or float(gaps.max()) <= limits.CONTIGUOUS_GAP * common:
             return own  # contiguous planes: the structure's own spacing, as always
         return min(own, float(common))  # isolated planes or runs: the structure set's

@@ -36,7 +36,7 @@ from rtcheck.dvh.histogram import DVH, Accumulator, finish_dvh
 from rtcheck.dvh.interpolate import Faces, Interpolator
 from rtcheck.dvh.lattice import Samples, choose_step, lattice_offsets, rescaled
 from rtcheck.dvh.limits import DVHInputError
-from rtcheck.model import DoseGrid, Structure
+from rtcheck.model import DoseGrid, Structure, distinct
 
 
 def compute_union_dvh(structures: list[Structure], dose: DoseGrid, name: str | None = None,
@@ -149,7 +149,7 @@ def _union_layers(slabs: list[tuple[FloatArray, FloatArray]], tol: float = 1e-6
     part, plane, layer : ndarray
         One row per *group*: part ``part``'s plane ``plane`` is present on layer ``layer``.
     """
-    bounds = np.unique(np.concatenate([np.concatenate(b) for b in slabs]))
+    bounds = distinct(np.concatenate([np.concatenate(b) for b in slabs]))
     bounds = bounds[np.concatenate(([True], np.diff(bounds) > tol))]
     mids = 0.5 * (bounds[:-1] + bounds[1:])
     part: list[IntArray] = []
