@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rtcheck"
 
 #: room (first component under rtcheck) -> floor. Lower floors never import higher ones.
 ROOMS: dict[str, int] = {
-    "errors": 0, "files": 0, "tomlfile": 0, "radiobiology": 0, "model": 1,
+    "errors": 0, "files": 0, "lazy": 0, "tomlfile": 0, "radiobiology": 0, "model": 1,
     "dose": 2, "dicom": 2, "geometry": 2,
     "dvh": 3, "accumulation": 3,
     "rules": 4,

@@ -7,8 +7,9 @@ bone-metastasis radiotherapy rules.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtcheck.lazy import attribute_loader
 
 __version__ = "0.1.0"
 
@@ -70,20 +71,8 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
     from rtcheck.rules.roles import RoleMap, RoleMatch, match_roles
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name (or a sub-module: ``rtcheck.radiobiology``) on first use."""
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # once
-        return value
-    if not name.startswith("_"):
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Import a public name (or a sub-module: ``rtcheck.radiobiology``) on first use.
+__getattr__ = attribute_loader(__name__, _LAZY, globals(), submodules=True)
 
 
 def __dir__() -> list[str]:

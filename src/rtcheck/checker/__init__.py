@@ -16,8 +16,9 @@ The names below are imported from :mod:`rtcheck.checker.run` on first use, so th
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtcheck.lazy import attribute_loader
 
 _RUN_NAMES = ("DEFAULT_PROTOCOLS", "EXIT_CODES", "STATUSES", "CheckResult", "Finding", "Note",
               "PriorCourse", "Skip", "check", "parse_prior_summary", "prior_from_plan")
@@ -38,12 +39,8 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _RUN_NAMES:
-        value = getattr(importlib.import_module("rtcheck.checker.run"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = attribute_loader(__name__, dict.fromkeys(_RUN_NAMES, "rtcheck.checker.run"),
+                               globals())
 
 
 __all__ = ["DEFAULT_PROTOCOLS", "EXIT_CODES", "STATUSES", "CheckResult", "Finding", "Note",

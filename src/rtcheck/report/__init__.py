@@ -27,8 +27,9 @@ stays light: no matplotlib, no pydicom, no jinja2 until a page or a plot is made
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtcheck.lazy import attribute_loader
 
 #: Public name -> the room (module of this package) that defines it.
 _NAMES = {
@@ -123,13 +124,8 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    room = _NAMES.get(name)
-    if room is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{room}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = attribute_loader(
+    __name__, {name: f"{__name__}.{room}" for name, room in _NAMES.items()}, globals())
 
 
 __all__ = [
