@@ -1,7 +1,8 @@
 """Whole-process timings of rtcheck's commands beside the floors they cannot go below (issue 11).
 
 Each row is a separate process, timed from start to exit by a bare launcher (wall seconds,
-median of ``--repeat`` runs, 5 by default; see ``common.measure``):
+median of ``--repeat`` rounds, 5 by default, a round running every process once; see
+``common.measure``):
 
 - ``python -c pass``: the interpreter's own start-up, in every row;
 - the read floor of a plan: a process that only imports pydicom (and numpy, which decoding
@@ -49,12 +50,6 @@ def plan_files(folder: Path) -> list[str]:
     return [by_modality[m] for m in ("RTPLAN", "RTSTRUCT", "RTDOSE")]
 
 
-def timed(cmd: list[str], repeat: int, work: Path) -> tuple[float, int]:
-    """Median wall seconds of ``cmd`` over ``repeat`` runs, and its last exit code."""
-    runs = [measure(cmd, workdir=work, timeout=600) for _ in range(repeat)]
-    return median([r["seconds"] for r in runs]), runs[-1]["exit"]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per row (median; 5)")
@@ -64,36 +59,46 @@ def main(argv: list[str] | None = None) -> int:
               "run (~0.25 s); unset it for the figures an installed rtcheck gives")
     py = sys.executable
     rtcheck = [py, "-m", "rtcheck"]
-    rows: list[list[str]] = []
+    # (label, command, label of the floor it is compared with, goal)
+    plan: list[tuple[str, list[str], str | None, str]] = [
+        ("python -c pass", [py, "-c", "pass"], None, ""),
+        ("rtcheck --help", [*rtcheck, "--help"], "python -c pass", "< 0.15 s"),
+        ("rtcheck convert 30Gy/10 --alpha-beta 2",
+         [*rtcheck, "convert", "30Gy/10", "--alpha-beta", "2"], "python -c pass", "< 0.15 s"),
+    ]
+    for name, folder in (("breast", BREAST_DIR), ("sample", SAMPLE)):
+        if not folder.is_dir():
+            print(f"  {name}: {folder} is missing, skipped")
+            continue
+        floor = f"{name}: read floor (pydicom: read RP+RS+RD, decode dose)"
+        plan += [
+            (floor, [py, "-c", READ_FLOOR, *plan_files(folder)], None, ""),
+            (f"{name}: rtcheck dvh", [*rtcheck, "dvh", str(folder), "--format", "json"],
+             floor, "<= 2x floor"),
+            (f"{name}: rtcheck check", [*rtcheck, "check", str(folder), *CHECK_FACTS[name],
+                                        "--format", "json"], floor, "<= 1.5x floor"),
+        ]
+    # Rounds, each running every process once: a machine slowing down for a while (a VM's
+    # neighbours) then weighs on a row and its floor alike, and the ratios stay readable.
+    seconds: dict[str, list[float]] = {label: [] for label, *_ in plan}
+    exits: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-
-        def row(what: str, cmd: list[str], floor: float | None = None,
-                goal: str = "") -> float:
-            seconds, code = timed(cmd, args.repeat, work)
-            ratio = f"{seconds / floor:.2f}x" if floor else ""
-            rows.append([what, fmt(seconds, 3), ratio, goal, str(code)])
-            print(f"  {what}: {seconds:.3f} s {ratio}", flush=True)
-            return seconds
-
-        interpreter = row("python -c pass", [py, "-c", "pass"])
-        row("rtcheck --help", [*rtcheck, "--help"], interpreter, "< 0.15 s")
-        row("rtcheck convert 30Gy/10 --alpha-beta 2",
-            [*rtcheck, "convert", "30Gy/10", "--alpha-beta", "2"], interpreter, "< 0.15 s")
-        for name, folder in (("breast", BREAST_DIR), ("sample", SAMPLE)):
-            if not folder.is_dir():
-                print(f"  {name}: {folder} is missing, skipped")
-                continue
-            floor = row(f"{name}: read floor (pydicom: read RP+RS+RD, decode dose)",
-                        [py, "-c", READ_FLOOR, *plan_files(folder)])
-            row(f"{name}: rtcheck dvh", [*rtcheck, "dvh", str(folder), "--format", "json"],
-                floor, "<= 2x floor")
-            row(f"{name}: rtcheck check", [*rtcheck, "check", str(folder), *CHECK_FACTS[name],
-                                            "--format", "json"], floor, "<= 1.5x floor")
+        for round_no in range(args.repeat):
+            for label, cmd, _, _ in plan:
+                run = measure(cmd, workdir=Path(tmp), timeout=600)
+                seconds[label].append(run["seconds"])
+                exits[label] = run["exit"]
+            print(f"  round {round_no + 1}/{args.repeat} done", flush=True)
+    rows: list[list[str]] = []
+    for label, _, floor_label, goal in plan:
+        value = median(seconds[label])
+        ratio = f"{value / median(seconds[floor_label]):.2f}x" if floor_label else ""
+        rows.append([label, fmt(value, 3), ratio, goal, str(exits[label])])
     print()
     print_table(["process", "median s", "vs floor", "goal", "exit"], rows, right={1, 2})
     print("\n'vs floor': against `python -c pass` for --help/convert, against the read floor "
-          "for dvh/check (rtcheck check exits 1/3/5 by verdict, not an error).")
+          "for dvh/check (rtcheck check exits 1/3/5 by verdict, not an error). Each row is the "
+          f"median of {args.repeat} rounds; a round runs every process once.")
     return 0
 
 
