@@ -435,3 +435,15 @@ def test_feet_first_dose_away_from_the_targets_is_flagged(tmp_path, convention, 
     syn.write(rd, files["doses"][0])
     data = load_plan(tmp_path)
     assert any("no target ROI (PTV)" in w for w in data.warnings) == warned
+
+
+def test_dicom_dates_are_read_leniently_and_only_when_real():
+    from datetime import date
+
+    from rtcheck.dicom.read import as_date
+
+    assert as_date("20261202") == date(2026, 12, 2)
+    assert as_date("2026-12-02") == date(2026, 12, 2)  # separators tolerated
+    assert as_date("20261202120000") == date(2026, 12, 2)  # a DT value: its date
+    for not_a_date in ("20260230", "20261302", "00000101", "2026120", "", None, "Dec 2"):
+        assert as_date(not_a_date) is None, not_a_date

@@ -332,8 +332,8 @@ def as_date(value: object) -> _dt.date | None:
     digits = "".join(ch for ch in str(value or "") if ch.isdigit())
     if len(digits) < 8:
         return None
-    try:
-        return _dt.datetime.strptime(digits[:8], "%Y%m%d").date()
+    try:  # not strptime: its first call imports _strptime and locale tables
+        return _dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError:
         return None
 
