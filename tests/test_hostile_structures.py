@@ -137,6 +137,21 @@ def test_a_skipped_contour_makes_the_structure_incomplete(tmp_path, objects, cas
     result = CliRunner().invoke(main, ["dvh", str(tmp_path), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert any(reason in w for w in json.loads(result.stdout)["warnings"])
+    # read when used (as a check reads): the same structure, and the warning once it is read
+    lazy = load_plan(tmp_path, contours="when_used")
+    assert not any("'Cord' (2)" in w for w in lazy.warnings)  # not read yet
+    lazy_cord = lazy.structure_set.get("Cord")
+    assert lazy_cord.problems == cord.problems
+    assert [c.z for c in lazy_cord.contours] == [c.z for c in cord.contours]
+    assert any("'Cord' (2)" in w and reason in w for w in lazy.structure_set.warnings)
+    # rtcheck check reads the cord for its rule, is not fooled, and says why
+    result = CliRunner().invoke(main, ["check", str(tmp_path), "--indication", "pain",
+                                       "--site", "spine", "--vertebral-level", "T8",
+                                       "--format", "json"])
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] != "PASS"
+    notes = [n["message"] for n in doc["notes"]]
+    assert any("'Cord' (2)" in n and reason in n for n in notes), notes
 
 
 def test_complete_structures_have_no_problems(objects):

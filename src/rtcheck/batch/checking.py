@@ -80,7 +80,7 @@ def _evaluate(task: PlanTask) -> dict[str, Any]:
     from rtcheck.dicom import load_plan
 
     group = task.group
-    data = load_plan(group.files, plan=group.plan_uid)
+    data = load_plan(group.files, plan=group.plan_uid, contours="when_used")
     arguments = check_arguments(task.facts)
     out = check(data, protocols=load_protocols(task.protocols), **arguments).to_dict()
     reported = [f["missing"] for f in out["findings"]

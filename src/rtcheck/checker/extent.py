@@ -32,13 +32,14 @@ def targets(structures: list[Structure], table: RoleMap,
     names = [s.name for s in structures]
     usable = {r: n for r, n in (explicit or {}).items() if n in names}
     matches = table.match(names, explicit=usable, roles=[r for r in TARGET_ROLES if r in table])
+    # Names and types first: an ROI's contours may be read on first use.
     for role in TARGET_ROLES:
-        found = [s for s in structures if s.contours and role in matches
-                 and s.name in matches[role].candidates]
+        found = [s for s in structures if role in matches
+                 and s.name in matches[role].candidates and s.contours]
         if found:
             return found
     for kind in ("PTV", "CTV", "GTV"):
-        found = [s for s in structures if s.contours and (s.roi_type or "").upper() == kind]
+        found = [s for s in structures if (s.roi_type or "").upper() == kind and s.contours]
         if found:
             return found
     return []

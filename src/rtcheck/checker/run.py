@@ -183,6 +183,11 @@ def check(plan: PlanData, protocols: Iterable[str | PathLike | Protocol] | None 
         ctx.findings += EVALUATORS[rule.kind](rule, ctx)
     if any(r.kind in CASE_KINDS for r in rules) and plan.structure_set is not None:
         measurements(ctx)  # shown on every plan with the structures, whether a rule used them
+    if plan.structure_set is not None:
+        # ROIs read on first use (load_plan(contours="when_used")): their warnings came now
+        for w in plan.structure_set.warnings:
+            if w not in plan.warnings:
+                ctx.note("loader", w)
     return _result(ctx, protos)
 
 

@@ -151,7 +151,8 @@ def check_command(paths, plan, structures, dose, protocols, indication, site, te
     prior_paths = local_paths(prior_paths, deidentify=deidentify)
     roots = [*paths, *([structures] if structures else []), *dose, *prior_paths]
     with _deidentified_warnings(deidentify, roots) as seen:
-        data = load_from_cli(paths, plan, structures, dose, deidentify=deidentify)
+        data = load_from_cli(paths, plan, structures, dose, deidentify=deidentify,
+                             contours="when_used")  # the ROIs the rules use
         seen.plans.append(data)
         try:
             priors = list(prior_summaries)
@@ -270,7 +271,7 @@ def _load_case(path: str | None):
 def _load_prior(path: str):
     from rtcheck.dicom import load_plan
 
-    return load_plan(path)
+    return load_plan(path, contours="when_used")
 
 
 # ------------------------------------------------------------------------ renderers

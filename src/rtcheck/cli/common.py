@@ -211,7 +211,7 @@ def dose_summation_option(expose_value: bool = True):
 
 def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | None,
                   dose: str | Sequence[str] | None, dose_summation: str | None = None, *,
-                  deidentify: bool = False) -> PlanData:
+                  deidentify: bool = False, contours: str = "all") -> PlanData:
     """Load a plan as the commands' PATH / --plan / --structures / --dose /
     --dose-summation options say. ``dose`` is one RTDOSE file or several (BEAM doses: the
     option is repeatable).
@@ -219,7 +219,8 @@ def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | No
     ``dose_summation`` defaults to the --dose-summation value of the running click command
     (see :func:`dose_summation_option`), so every command that declares the option gets it.
     With ``deidentify``, an error message is de-identified (it may list every plan found:
-    :func:`rtcheck.report.deidentified_message`).
+    :func:`rtcheck.report.deidentified_message`). ``contours`` as for
+    :func:`rtcheck.dicom.load_plan` (``"when_used"`` for a check).
     """
     from rtcheck.dicom import load_plan
     from rtcheck.errors import RTCheckError
@@ -233,7 +234,7 @@ def load_from_cli(paths: tuple[str, ...], plan: str | None, structures: str | No
     try:
         return load_plan(list(paths) if paths else None, plan=plan, structures=structures,
                          dose=(doses[0] if len(doses) == 1 else doses) or None,
-                         dose_summation=dose_summation)
+                         dose_summation=dose_summation, contours=contours)
     except RTCheckError as exc:
         if deidentify:
             from rtcheck.report import deidentified_message

@@ -106,7 +106,7 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
               plan: str | None = None,
               structures: PathLike | None = None,
               dose: PathLike | Sequence[PathLike] | None = None,
-              dose_summation: str | None = None) -> PlanData:
+              dose_summation: str | None = None, contours: str = "all") -> PlanData:
     """Load a plan with its dose and structure set, paired and checked.
 
     Parameters
@@ -128,6 +128,11 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
         ``"FRACTION"`` takes it as one fraction and multiplies it by the plan's fractions
         (InputError when they are unknown). Recorded in ``DoseGrid.summation_override`` and
         in the dose's notes (hence the warnings).
+    contours : {"all", "when_used"}
+        ``"when_used"``: each ROI's contours are read on first use (see
+        :func:`~rtcheck.dicom.read_structure_set`), and the warnings about them go to
+        ``structure_set.warnings`` then, not to ``warnings``: :func:`rtcheck.check` reports
+        those of the ROIs it used. A check reads a few ROIs of a structure set.
 
     Returns
     -------
@@ -225,7 +230,7 @@ def load_plan(path_or_paths: PathLike | Sequence[PathLike] | None = None,
     _check_frames(_frame_pairs(plan_header, dose_headers, struct_header))
     dose_grid = build_dose(dose_headers, plan_obj, plan_header, bool(given_doses), notes,
                             override)
-    ss = read_structure_set(struct_header.path) if struct_header else None
+    ss = read_structure_set(struct_header.path, contours) if struct_header else None
     if plan_obj is None:
         notes.append("no RTPLAN: doses are as stored in the RTDOSE and the number of "
                      "fractions is unknown")

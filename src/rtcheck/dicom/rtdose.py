@@ -199,7 +199,7 @@ def _hottest_target_median(dose: DoseGrid, ss: StructureSet) -> tuple[str, float
     the grid; None without such a target. Complete targets only (no ``problems``)."""
     best = None
     for s in ss.structures:
-        if not s.contours or s.problems or not _is_target(s):
+        if not _is_target(s) or not s.contours or s.problems:  # contours: read on first use
             continue
         values = _dose_inside(dose, s)
         if values.size:
@@ -265,8 +265,8 @@ def check_targets_in_grid(dose: DoseGrid, ss: StructureSet, notes: list[str]) ->
     (a dose that belongs elsewhere, or a feet-first grid whose frame offsets its writer
     measured along +z rather than along the row x column normal, which mirrors it in z).
     """
-    targets = [s for s in ss.structures
-               if s.contours and (s.roi_type or "").upper() in _TARGET_TYPES]
+    targets = [s for s in ss.structures  # type first: contours may be read on first use
+               if (s.roi_type or "").upper() in _TARGET_TYPES and s.contours]
     if not targets or dose.z.size == 0:
         return
     half = _half_slice(dose.z, 0.0)

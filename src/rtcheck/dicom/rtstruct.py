@@ -11,7 +11,8 @@ Leans on :mod:`rtcheck.dicom.read` (opening, value parsers) and :mod:`rtcheck.mo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -26,7 +27,13 @@ from rtcheck.dicom.read import (
     quietly,
 )
 from rtcheck.errors import InputError
-from rtcheck.model import MAX_COORDINATE_MM, Contour, Structure, StructureSet
+from rtcheck.model import (
+    MAX_COORDINATE_MM,
+    Contour,
+    Structure,
+    StructureSet,
+    common_plane_spacing,
+)
 
 #: Contours whose points' z differ by more than this (mm) are not on one axial plane.
 PLANAR_TOLERANCE_MM = 0.01
@@ -146,6 +153,155 @@ def _add_contours(structure: Structure, items: Iterable[Dataset], report: _RoiRe
     structure.problems.extend(report.problems())
 
 
+#: ``contours=`` of :func:`read_structure_set`: read every ROI's contours now, or each ROI's
+#: on its first use.
+CONTOUR_MODES = ("all", "when_used")
+
+
+class _ContoursWhenUsed(Structure):
+    """A :class:`Structure` whose contour data are read from the RTSTRUCT on first use of
+    ``contours``, ``points`` or ``problems`` (``read_structure_set(contours="when_used")``).
+
+    The file's ContourSequence items are parsed (pydicom) and their ContourData read only
+    then: a check needs a few ROIs of a structure set, and reading them all (a BODY and the
+    lungs: 80 % of a breast plan's points) was most of its time. Pickling and copying read
+    them first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # Structure's (dataclasses.replace)
+        self.__dict__["_pending"] = []
+        super().__init__(*args, **kwargs)
+
+    def defer(self, read: Callable[[Structure], None]) -> None:
+        """Run ``read(self)`` before the contour data are first used."""
+        self.__dict__["_pending"].append(read)
+
+    def _read(self) -> None:
+        # All at once: a reader uses ``contours`` itself, which must not run the next one.
+        pending = self.__dict__["_pending"]
+        if pending:
+            self.__dict__["_pending"] = []
+            for read in pending:
+                read(self)
+
+    def _get(self, key: str) -> Any:
+        self._read()
+        return self.__dict__[key]
+
+    contours = property(lambda self: self._get("_contours"),
+                        lambda self, value: self.__dict__.__setitem__("_contours", value))
+    points = property(lambda self: self._get("_points"),
+                      lambda self, value: self.__dict__.__setitem__("_points", value))
+    problems = property(lambda self: self._get("_problems"),
+                        lambda self, value: self.__dict__.__setitem__("_problems", value))
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._read()
+        return {**self.__dict__, "_pending": []}
+
+
+class _SpacingWhenUsed(StructureSet):
+    """A :class:`StructureSet` whose ``plane_spacing_mm`` is computed on first use (from the
+    first point of every closed contour): only a DVH or a distance needs it, and finding
+    it parses every ROI's ContourSequence."""
+
+    def __init__(self, *args: Any, items: dict[int, list[Dataset]] | None = None,
+                 **kwargs: Any) -> None:  # StructureSet's, and the items to find it from
+        if items is not None:
+            self.__dict__["_items"] = items
+        super().__init__(*args, **kwargs)
+
+    def __post_init__(self) -> None:
+        if "_items" not in self.__dict__:  # made as a plain StructureSet (dataclasses.replace)
+            super().__post_init__()
+
+    @property
+    def plane_spacing_mm(self) -> float | None:
+        items = self.__dict__.pop("_items", None)
+        if items is not None:
+            self.__dict__["_spacing"] = _spacing_from_items(self.path, items)
+        return self.__dict__.get("_spacing")
+
+    @plane_spacing_mm.setter
+    def plane_spacing_mm(self, value: float | None) -> None:
+        if value is not None or "_items" not in self.__dict__:
+            self.__dict__.pop("_items", None)
+            self.__dict__["_spacing"] = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        _ = self.plane_spacing_mm
+        return dict(self.__dict__)
+
+
+def _read_roi_item(item: Dataset, label: str, warn: list[str], where: str | None
+                   ) -> Callable[[Structure], bool]:
+    """A reader of one ROIContourSequence item into a structure: adds its contours and
+    appends its warnings to ``warn``; returns True when the ROI's contours were dropped
+    (not axial: already explained, so no "empty" warning). Run later (contours read when
+    used), it keeps the reader's guards: pydicom's warnings silenced, and any exception an
+    InputError naming the file."""
+
+    @quietly
+    @guarded("RTSTRUCT")
+    def read(source: str | None, structure: Structure) -> bool:
+        report = _RoiReport()
+        _add_contours(structure, item.get("ContourSequence") or [], report)
+        warn.extend(report.messages(label))
+        return bool(report.nonplanar)
+
+    return lambda structure: read(where, structure)
+
+
+def _noting_dropped(read: Callable[[Structure], bool], dropped: set[int]
+                    ) -> Callable[[Structure], None]:
+    def run(structure: Structure) -> None:
+        if read(structure):
+            dropped.add(structure.number)
+    return run
+
+
+def _empty_warning(dropped: set[int], warn: list[str]) -> Callable[[Structure], None]:
+    def run(structure: Structure) -> None:
+        _warn_if_empty(structure, structure.number in dropped, warn)
+    return run
+
+
+def _warn_if_empty(s: Structure, dropped: bool, warn: list[str]) -> None:
+    if s.is_empty and not dropped:
+        warn.append(f"ROI {s.name!r} ({s.number}) is empty (no contour)")
+
+
+def _first_z(item: Dataset) -> float | None:
+    """The z of a contour's first point, read from its raw ContourData without the rest."""
+    elem = item.get_item(_CONTOUR_DATA)
+    value = None if elem is None else elem.value
+    try:
+        if isinstance(value, (bytes, bytearray)):
+            z = float(bytes(value).split(b"\\", 3)[2])
+        else:
+            z = float(value[2])
+    except (ValueError, TypeError, IndexError):
+        return None
+    return z if np.isfinite(z) else None
+
+
+@quietly
+@guarded("RTSTRUCT")
+def _spacing_from_items(source: str | None, items: dict[int, list[Dataset]]) -> float | None:
+    """:func:`~rtcheck.model.common_plane_spacing` from the first point of each closed
+    contour of each ROI (for a structure set whose ROIs are read when used)."""
+    planes = []
+    for roi_items in items.values():
+        zs = [z for item in roi_items for c in (item.get("ContourSequence") or [])
+              if str(c.get("ContourGeometricType", "") or "").strip().upper() in _CLOSED_TYPES
+              and (z := _first_z(c)) is not None]
+        planes.append(Structure(0, "", [Contour(z, _NO_XY) for z in zs]))
+    return common_plane_spacing(planes)
+
+
+_NO_XY = np.zeros((0, 2))
+
+
 def structure_set_frame(ds: Dataset, warn: list[str]) -> str | None:
     """The frame of reference of a structure set (top level, or its referenced frames)."""
     top = as_text(ds.get("FrameOfReferenceUID"))
@@ -164,9 +320,7 @@ def structure_set_frame(ds: Dataset, warn: list[str]) -> str | None:
     return uids[0] if uids else None
 
 
-@quietly
-@guarded("RTSTRUCT")
-def read_structure_set(source: PathLike | Dataset) -> StructureSet:
+def read_structure_set(source: PathLike | Dataset, contours: str = "all") -> StructureSet:
     """Read an RTSTRUCT into a :class:`StructureSet`.
 
     CLOSED_PLANAR (and CLOSEDPLANAR_XOR) contours become :class:`Contour` objects, POINT
@@ -179,12 +333,28 @@ def read_structure_set(source: PathLike | Dataset) -> StructureSet:
     that ROI's contours are dropped, so it gets no DVH rather than a wrong one), contours for
     an unknown ROI number.
 
+    With ``contours="when_used"`` each ROI's contours are read on the first use of its
+    ``contours``, ``points`` or ``problems`` (a check reads the few ROIs its rules use): the
+    warnings about an ROI's contours are appended to ``StructureSet.warnings`` then, and the
+    plane spacing is found on first use, from the first point of every closed contour (the
+    same value but for contours later found unusable).
+
     Raises
     ------
     InputError
         Not an RTSTRUCT; a truncated or unreadable file; no StructureSetROISequence or
         ROIContourSequence (both mandatory).
+    ValueError
+        ``contours`` not in :data:`CONTOUR_MODES`.
     """
+    if contours not in CONTOUR_MODES:
+        raise ValueError(f"contours={contours!r}: expected one of {', '.join(CONTOUR_MODES)}")
+    return _read_structure_set(source, contours == "when_used")
+
+
+@quietly
+@guarded("RTSTRUCT")
+def _read_structure_set(source: PathLike | Dataset, when_used: bool) -> StructureSet:
     ds, where = open_dataset(source)
     expect_modality(ds, "RTSTRUCT", where)
     for keyword in ("StructureSetROISequence", "ROIContourSequence"):
@@ -202,37 +372,44 @@ def read_structure_set(source: PathLike | Dataset) -> StructureSet:
         if number in structures:
             warn.append(f"ROI number {number} is defined twice; the second one is ignored")
             continue
-        structures[number] = Structure(number=number, name=str(item.get("ROIName", "") or ""))
+        name = str(item.get("ROIName", "") or "")
+        structures[number] = (_ContoursWhenUsed if when_used else Structure)(number, name)
     for item in ds.get("RTROIObservationsSequence") or []:
         referenced = as_int(item.get("ReferencedROINumber"))
         s = structures.get(referenced) if referenced is not None else None
         if s is not None and s.roi_type is None:
             s.roi_type = as_text(item.get("RTROIInterpretedType"))
     dropped: set[int] = set()  # ROIs whose contours were dropped (non-axial): already explained
+    items: dict[int, list[Dataset]] = {}
     for item in ds.get("ROIContourSequence") or []:
         number = as_int(item.get("ReferencedROINumber"))
         if number not in structures:
             warn.append(f"contours for ROI number {number}, which the structure set does not "
                         "define: ignored")
             continue
-        s, report = structures[number], _RoiReport()
-        _add_contours(s, item.get("ContourSequence") or [], report)
-        warn.extend(report.messages(f"ROI {s.name!r} ({number})"))
-        if report.nonplanar:
+        items.setdefault(number, []).append(item)
+        s = structures[number]
+        read = _read_roi_item(item, f"ROI {s.name!r} ({number})", warn, where)
+        if isinstance(s, _ContoursWhenUsed):
+            s.defer(_noting_dropped(read, dropped))
+        elif read(s):
             dropped.add(number)
-    ss = StructureSet(
+    identity: dict[str, Any] = dict(
         structures=list(structures.values()),
         uid=as_text(ds.get("SOPInstanceUID")),
         label=as_text(ds.get("StructureSetLabel")),
         frame_of_reference_uid=structure_set_frame(ds, warn),
         path=where,
     )
+    ss = _SpacingWhenUsed(items=items, **identity) if when_used else StructureSet(**identity)
     for name in ss.duplicate_names():
         numbers = [str(s.number) for s in ss.structures if s.name == name]
         warn.append(f"ROI name {name!r} is used by {len(numbers)} ROIs (numbers "
                     f"{', '.join(numbers)}): select them by number")
     for s in ss.structures:
-        if s.is_empty and s.number not in dropped:
-            warn.append(f"ROI {s.name!r} ({s.number}) is empty (no contour)")
+        if isinstance(s, _ContoursWhenUsed) and s.number in items:
+            s.defer(_empty_warning(dropped, warn))
+        else:
+            _warn_if_empty(s, s.number in dropped, warn)
     ss.warnings = warn
     return ss

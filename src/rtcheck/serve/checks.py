@@ -78,9 +78,9 @@ def _load_and_check(job: CheckJob) -> tuple[Any, list, Any, Any]:
     from rtcheck.batch import load_protocols
     from rtcheck.serve.facts import check_arguments
 
-    data = load_plan(list(job.files), plan=job.plan_uid)
+    data = load_plan(list(job.files), plan=job.plan_uid, contours="when_used")
     arguments = check_arguments(job.facts)
-    prior_plans = [load_plan(list(files)) for files in job.priors]
+    prior_plans = [load_plan(list(files), contours="when_used") for files in job.priors]
     priors = [*arguments.pop("priors", []), *prior_plans]
     result = check(data, protocols=load_protocols(job.protocols), priors=priors or None,
                    **arguments)
