@@ -167,3 +167,34 @@ def test_diameter_agrees_with_all_vertex_pairs():
     pts = np.concatenate([np.column_stack([xy, np.full(len(xy), z)]) for z, xy in contours])
     brute = math.sqrt(((pts[:, None] - pts[None]) ** 2).sum(axis=2).max())
     assert largest_diameter_mm(structure("G", contours)) == pytest.approx(brute, abs=1e-9)
+
+
+def test_the_pruned_search_is_the_exhaustive_one():
+    """The best-first search over plane pairs gives what trying every pair gives: the
+    smallest distance and, among pairs at that distance (extruded shapes tie on every
+    plane), the one with the smallest z gap, then the nearest planes, then the first."""
+    from rtcheck.geometry import planes_of
+
+    rng = np.random.default_rng(11)
+    for k in range(120):
+        za = planes(rng.uniform(-20, 0), rng.uniform(1, 20), float(rng.choice([1.0, 2.5, 3.0])))
+        zb = planes(rng.uniform(-20, 0), rng.uniform(1, 20), float(rng.choice([1.0, 2.0, 3.0])))
+        if k % 2:
+            a = structure("a", cylinder(rng.uniform(-5, 5), rng.uniform(-5, 5),
+                                        rng.uniform(1, 6), za, n=int(rng.integers(6, 30))))
+        else:
+            x0, x1 = sorted(rng.uniform(-8, 8, 2))
+            a = structure("a", [(z, rectangle(x0, -3, x1, 4)) for z in za])
+        b = structure("b", cylinder(rng.uniform(-15, 15), rng.uniform(-15, 15),
+                                    rng.uniform(1, 5), zb, n=int(rng.integers(6, 30))), 2)
+        spacing = float(rng.choice([2.0, 3.0]))
+        pa, pb = planes_of(a, spacing), planes_of(b, spacing)
+        every = []
+        for i, p in enumerate(pa):
+            for j, q in enumerate(pb):
+                d = region_distance_2d(p.polygons, q.polygons)
+                dz = p.z_gap(q)
+                every.append((math.hypot(dz, d), dz, abs(p.z - q.z), i, j, d))
+        total, dz, _, i, j, d = min(every)
+        found = _min_distance(a, b, spacing)
+        assert found == Distance(total, d, dz, pa[i].z, pb[j].z)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -67,14 +68,13 @@ class Plane:
         """Gap between the two planes' slabs along z (0 when they overlap)."""
         return max(0.0, other.lo - self.hi, self.lo - other.hi)
 
-    @property
+    @cached_property  # a distance search reads them for many plane pairs
     def vertices(self) -> np.ndarray:
         return np.concatenate(self.polygons) if self.polygons else np.zeros((0, 2))
 
-    @property
+    @cached_property
     def bbox(self) -> tuple[float, float, float, float]:
-        v = self.vertices
-        return float(v[:, 0].min()), float(v[:, 1].min()), float(v[:, 0].max()), float(v[:, 1].max())
+        return _box(self.vertices)
 
 
 @dataclass(frozen=True)
@@ -127,35 +127,32 @@ def typical_spacing(zs: Sequence[float], common: float | None) -> float:
     return common if common is not None else 0.0
 
 
-
-
 def min_distance_mm(a: Structure | Sequence[Plane], b: Structure | Sequence[Plane],
                     slice_spacing_mm: float | None = None) -> Distance | None:
     """The smallest 3-D distance between two structures' filled slabs (see the module).
 
-    Returns None when either has no closed contour. Plane pairs are visited in order of their
-    slabs' z gap, and the search stops once the gap alone exceeds the best distance found.
+    Returns None when either has no closed contour. Plane pairs are visited best first, in
+    order of a lower bound of their distance (their slabs' z gap and their bounding boxes'
+    gap), and the search stops once that bound exceeds the best distance found. Of pairs at
+    the same distance, the one with the smallest z gap (then the nearest planes) is reported.
     """
     pa = planes_of(a, slice_spacing_mm) if isinstance(a, Structure) else list(a)
     pb = planes_of(b, slice_spacing_mm) if isinstance(b, Structure) else list(b)
     if not pa or not pb:
         return None
-    pairs = sorted(((p.z_gap(q), abs(p.z - q.z), i, j)
-                    for i, p in enumerate(pa) for j, q in enumerate(pb)))
+    pairs = sorted((math.hypot(p.z_gap(q), _bbox_gap(p.bbox, q.bbox)), p.z_gap(q),
+                    abs(p.z - q.z), i, j) for i, p in enumerate(pa) for j, q in enumerate(pb))
     best: Distance | None = None
-    for dz, _, i, j in pairs:
-        if best is not None and dz >= best.mm:
-            break  # every remaining pair is farther apart in z alone
+    best_key = (math.inf, math.inf, 0, 0)
+    for lower, dz, dplanes, i, j in pairs:
+        if best is not None and lower > best.mm:
+            break  # every remaining pair is at least that far apart
         p, q = pa[i], pb[j]
-        lower = _bbox_gap(p.bbox, q.bbox)
-        if best is not None and math.hypot(dz, lower) >= best.mm:
-            continue
         d = region_distance_2d(p.polygons, q.polygons)
         total = math.hypot(dz, d)
-        if best is None or total < best.mm:
-            best = Distance(total, d, dz, p.z, q.z)
-            if total == 0.0:
-                break
+        key = (dz, dplanes, i, j)
+        if best is None or total < best.mm or (total == best.mm and key < best_key):
+            best, best_key = Distance(total, d, dz, p.z, q.z), key
     return best
 
 
@@ -163,9 +160,15 @@ def region_distance_2d(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> floa
     """2-D distance between two filled regions (even-odd polygons); 0 when they overlap."""
     va, vb = np.concatenate(a), np.concatenate(b)
     ea, eb = _edges(a), _edges(b)
-    if _inside(va, b).any() or _inside(vb, a).any() or _edges_cross(ea, eb):
+    apart = _bbox_gap(_box(va), _box(vb)) > 0  # then neither overlaps nor touches the other
+    if not apart and (_inside(va, b).any() or _inside(vb, a).any() or _edges_cross(ea, eb)):
         return 0.0
     return min(_point_edge_min(va, eb), _point_edge_min(vb, ea))
+
+
+def _box(points: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
 def largest_diameter_mm(structure: Structure | Sequence[Plane]) -> float | None:
