@@ -111,3 +111,26 @@ def test_an_roi_that_fails_when_read_later_is_bad_input_naming_the_file(monkeypa
     with pytest.raises(InputError, match="unreadable RTSTRUCT .*corrupted byte") as exc:
         _ = ss.structures[0].contours
     assert str(path) in str(exc.value)
+    # and it stays an error: never the part of the ROI read before it
+    monkeypatch.undo()
+    for _ in range(2):
+        with pytest.raises(InputError, match="corrupted byte"):
+            _ = ss.structures[0].problems
+
+
+def test_threads_reading_one_roi_all_get_all_of_it():
+    """A structure set shared by threads (a script's thread pool): the first reads the ROI,
+    the others wait for all of it, never a part."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = SAMPLES / "spine-sbrt-27Gy3" / "RS.dcm"
+    whole = rtcheck.read_structure_set(path)
+    expected = {s.name: len(s.contours) for s in whole.structures}
+    for _ in range(5):
+        ss = rtcheck.read_structure_set(path, contours="when_used")
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda k: (ss.structures[k % len(ss.structures)].name,
+                                           len(ss.structures[k % len(ss.structures)].contours),
+                                           ss.plane_spacing_mm), range(64)))
+        assert all(n == expected[name] and spacing == whole.plane_spacing_mm
+                   for name, n, spacing in got)

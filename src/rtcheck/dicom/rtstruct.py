@@ -11,6 +11,7 @@ Leans on :mod:`rtcheck.dicom.read` (opening, value parsers) and :mod:`rtcheck.mo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -170,6 +171,7 @@ class _ContoursWhenUsed(Structure):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # Structure's (dataclasses.replace)
         self.__dict__["_pending"] = []
+        self.__dict__["_lock"] = threading.RLock()
         super().__init__(*args, **kwargs)
 
     def defer(self, read: Callable[[Structure], None]) -> None:
@@ -177,12 +179,21 @@ class _ContoursWhenUsed(Structure):
         self.__dict__["_pending"].append(read)
 
     def _read(self) -> None:
-        # All at once: a reader uses ``contours`` itself, which must not run the next one.
-        pending = self.__dict__["_pending"]
-        if pending:
-            self.__dict__["_pending"] = []
-            for read in pending:
-                read(self)
+        state = self.__dict__
+        if not state["_pending"] and "_failed" not in state:
+            return
+        with state["_lock"]:  # another thread waits for the whole ROI
+            if "_failed" in state:  # never half an ROI after an error
+                raise state["_failed"]
+            pending = state["_pending"]
+            # All at once: a reader uses ``contours`` itself, which must not run the next.
+            state["_pending"] = []
+            try:
+                for read in pending:
+                    read(self)
+            except BaseException as exc:
+                state["_failed"] = exc
+                raise
 
     def _get(self, key: str) -> Any:
         self._read()
@@ -197,7 +208,10 @@ class _ContoursWhenUsed(Structure):
 
     def __getstate__(self) -> dict[str, Any]:
         self._read()
-        return {**self.__dict__, "_pending": []}
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.RLock())
 
 
 class _SpacingWhenUsed(StructureSet):
@@ -209,6 +223,7 @@ class _SpacingWhenUsed(StructureSet):
                  **kwargs: Any) -> None:  # StructureSet's, and the items to find it from
         if items is not None:
             self.__dict__["_items"] = items
+        self.__dict__["_lock"] = threading.Lock()
         super().__init__(*args, **kwargs)
 
     def __post_init__(self) -> None:
@@ -217,10 +232,13 @@ class _SpacingWhenUsed(StructureSet):
 
     @property
     def plane_spacing_mm(self) -> float | None:
-        items = self.__dict__.pop("_items", None)
-        if items is not None:
-            self.__dict__["_spacing"] = _spacing_from_items(self.path, items)
-        return self.__dict__.get("_spacing")
+        state = self.__dict__
+        if "_items" in state:
+            with state["_lock"]:
+                if "_items" in state:  # computed before the items go: an error stays one
+                    state["_spacing"] = _spacing_from_items(self.path, state["_items"])
+                    del state["_items"]
+        return state.get("_spacing")
 
     @plane_spacing_mm.setter
     def plane_spacing_mm(self, value: float | None) -> None:
@@ -230,7 +248,10 @@ class _SpacingWhenUsed(StructureSet):
 
     def __getstate__(self) -> dict[str, Any]:
         _ = self.plane_spacing_mm
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
 
 def _read_roi_item(item: Dataset, label: str, warn: list[str], where: str | None
