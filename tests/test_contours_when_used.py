@@ -118,19 +118,77 @@ def test_an_roi_that_fails_when_read_later_is_bad_input_naming_the_file(monkeypa
             _ = ss.structures[0].problems
 
 
-def test_threads_reading_one_roi_all_get_all_of_it():
-    """A structure set shared by threads (a script's thread pool): the first reads the ROI,
-    the others wait for all of it, never a part."""
-    from concurrent.futures import ThreadPoolExecutor
+def test_a_thread_waits_for_the_whole_roi_another_is_reading(monkeypatch):
+    """A structure set shared by threads (a script's thread pool): while one thread reads an
+    ROI (slowed down here), another asking for it waits for all of it and its problems."""
+    import threading
+    import time
+
+    from rtcheck.dicom import rtstruct
 
     path = SAMPLES / "spine-sbrt-27Gy3" / "RS.dcm"
-    whole = rtcheck.read_structure_set(path)
-    expected = {s.name: len(s.contours) for s in whole.structures}
-    for _ in range(5):
-        ss = rtcheck.read_structure_set(path, contours="when_used")
-        with ThreadPoolExecutor(8) as pool:
-            got = list(pool.map(lambda k: (ss.structures[k % len(ss.structures)].name,
-                                           len(ss.structures[k % len(ss.structures)].contours),
-                                           ss.plane_spacing_mm), range(64)))
-        assert all(n == expected[name] and spacing == whole.plane_spacing_mm
-                   for name, n, spacing in got)
+    whole = rtcheck.read_structure_set(path).get("ThecalSac")
+    ss = rtcheck.read_structure_set(path, contours="when_used")
+    roi = ss.get("ThecalSac")
+    original = rtstruct._contour_points
+
+    def slow(item):
+        time.sleep(0.002)
+        return original(item)
+
+    monkeypatch.setattr(rtstruct, "_contour_points", slow)
+    reader = threading.Thread(target=lambda: roi.contours)
+    reader.start()
+    time.sleep(0.01)  # the reader is half way through the ROI's 40 contours
+    seen = len(roi.contours)
+    reader.join()
+    assert seen == len(whole.contours) == len(roi.contours)
+    assert ss.plane_spacing_mm == rtcheck.read_structure_set(path).plane_spacing_mm
+
+
+def test_an_roi_no_rule_uses_weighs_on_the_plane_spacing_as_in_a_whole_read(tmp_path):
+    """The plane spacing pools every ROI's usable planes. An ROI no rule uses, whose contours
+    are all dropped (not axial), must not set it: read when used, its raw planes (10 mm
+    apart) made a cord contoured every 8 mm look complete, and the tumour-cord distance
+    PASSed where the whole read says NOT_EVALUATED (independent review)."""
+    import copy
+    import shutil
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    folder = tmp_path / "plan"
+    shutil.copytree(SAMPLES / "spine-sbrt-27Gy3", folder)
+    rs = pydicom.dcmread(folder / "RS.dcm")
+    names = {int(r.ROINumber): r.ROIName for r in rs.StructureSetROISequence}
+    for rc in rs.ROIContourSequence:  # cord and sac kept on every 4th plane
+        if names[int(rc.ReferencedROINumber)] in ("SpinalCord", "ThecalSac"):
+            zs = sorted({round(float(c.ContourData[2]), 2) for c in rc.ContourSequence})
+            rc.ContourSequence = Sequence([c for c in rc.ContourSequence
+                                           if round(float(c.ContourData[2]), 2) in zs[::4]])
+    number = max(names) + 1
+    roi = copy.deepcopy(rs.StructureSetROISequence[0])
+    roi.ROINumber, roi.ROIName = number, "JUNK"
+    rs.StructureSetROISequence.append(roi)
+    contours = []
+    for k in range(200):  # tilted squares, 10 mm apart: not axial, all dropped
+        z = -800 + 10 * k
+        c = Dataset()
+        c.ContourGeometricType, c.NumberOfContourPoints = "CLOSED_PLANAR", 4
+        c.ContourData = [str(v) for v in (0, 0, z, 0, 10, z + 5, 0, 10, z + 10, 0, 0, z + 5)]
+        contours.append(c)
+    item = Dataset()
+    item.ReferencedROINumber, item.ContourSequence = number, Sequence(contours)
+    rs.ROIContourSequence.append(item)
+    rs.save_as(folder / "RS.dcm")
+    case = SAMPLES / "spine-sbrt-27Gy3.case.toml"
+
+    def load(mode):
+        return rtcheck.load_plan(folder, contours=mode), None
+
+    eager, lazy, data = _both(load, case=case)
+    _same_verdicts(eager, lazy)
+    distance = {f["rule"]: f for f in lazy["findings"]}["case.sbrt.relative.tumour_cord_distance"]
+    assert distance["status"] == "NOT_EVALUATED"
+    assert data.structure_set.plane_spacing_mm == 2.0

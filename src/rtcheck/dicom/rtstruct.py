@@ -170,30 +170,32 @@ class _ContoursWhenUsed(Structure):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # Structure's (dataclasses.replace)
-        self.__dict__["_pending"] = []
-        self.__dict__["_lock"] = threading.RLock()
+        self.__dict__.update(_pending=[], _done=True, _lock=threading.RLock())
         super().__init__(*args, **kwargs)
 
     def defer(self, read: Callable[[Structure], None]) -> None:
         """Run ``read(self)`` before the contour data are first used."""
         self.__dict__["_pending"].append(read)
+        self.__dict__["_done"] = False
 
     def _read(self) -> None:
         state = self.__dict__
-        if not state["_pending"] and "_failed" not in state:
+        if state["_done"]:  # set only once every reader has run
             return
         with state["_lock"]:  # another thread waits for the whole ROI
-            if "_failed" in state:  # never half an ROI after an error
+            if "_failed" in state:  # never part of an ROI after an error
                 raise state["_failed"]
             pending = state["_pending"]
-            # All at once: a reader uses ``contours`` itself, which must not run the next.
-            state["_pending"] = []
+            if state["_done"] or not pending:
+                return  # done meanwhile, or this thread's reader using ``contours``
+            state["_pending"] = []  # all at once: the readers use ``contours`` themselves
             try:
                 for read in pending:
                     read(self)
             except BaseException as exc:
                 state["_failed"] = exc
                 raise
+            state["_done"] = True
 
     def _get(self, key: str) -> Any:
         self._read()
@@ -215,36 +217,31 @@ class _ContoursWhenUsed(Structure):
 
 
 class _SpacingWhenUsed(StructureSet):
-    """A :class:`StructureSet` whose ``plane_spacing_mm`` is computed on first use (from the
-    first point of every closed contour): only a DVH or a distance needs it, and finding
-    it parses every ROI's ContourSequence."""
+    """A :class:`StructureSet` whose ``plane_spacing_mm`` is found on first use: only a DVH
+    or a distance needs it. It pools every ROI's planes, as the whole read does (contours
+    found unusable left out), so every ROI is read then."""
 
-    def __init__(self, *args: Any, items: dict[int, list[Dataset]] | None = None,
-                 **kwargs: Any) -> None:  # StructureSet's, and the items to find it from
-        if items is not None:
-            self.__dict__["_items"] = items
-        self.__dict__["_lock"] = threading.Lock()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # StructureSet's
+        self.__dict__.update(_spacing_done=False, _lock=threading.Lock())
         super().__init__(*args, **kwargs)
 
     def __post_init__(self) -> None:
-        if "_items" not in self.__dict__:  # made as a plain StructureSet (dataclasses.replace)
-            super().__post_init__()
+        pass  # found on first use (or given)
 
     @property
     def plane_spacing_mm(self) -> float | None:
         state = self.__dict__
-        if "_items" in state:
+        if not state["_spacing_done"]:
             with state["_lock"]:
-                if "_items" in state:  # computed before the items go: an error stays one
-                    state["_spacing"] = _spacing_from_items(self.path, state["_items"])
-                    del state["_items"]
-        return state.get("_spacing")
+                if not state["_spacing_done"]:
+                    state["_spacing"] = common_plane_spacing(self.structures)
+                    state["_spacing_done"] = True
+        return state["_spacing"]
 
     @plane_spacing_mm.setter
     def plane_spacing_mm(self, value: float | None) -> None:
-        if value is not None or "_items" not in self.__dict__:
-            self.__dict__.pop("_items", None)
-            self.__dict__["_spacing"] = value
+        if value is not None:  # given (dataclasses.replace): kept
+            self.__dict__.update(_spacing=value, _spacing_done=True)
 
     def __getstate__(self) -> dict[str, Any]:
         _ = self.plane_spacing_mm
@@ -292,35 +289,6 @@ def _warn_if_empty(s: Structure, dropped: bool, warn: list[str]) -> None:
         warn.append(f"ROI {s.name!r} ({s.number}) is empty (no contour)")
 
 
-def _first_z(item: Dataset) -> float | None:
-    """The z of a contour's first point, read from its raw ContourData without the rest."""
-    elem = item.get_item(_CONTOUR_DATA)
-    value = None if elem is None else elem.value
-    try:
-        if isinstance(value, (bytes, bytearray)):
-            z = float(bytes(value).split(b"\\", 3)[2])
-        else:
-            z = float(value[2])
-    except (ValueError, TypeError, IndexError):
-        return None
-    return z if np.isfinite(z) else None
-
-
-@quietly
-@guarded("RTSTRUCT")
-def _spacing_from_items(source: str | None, items: dict[int, list[Dataset]]) -> float | None:
-    """:func:`~rtcheck.model.common_plane_spacing` from the first point of each closed
-    contour of each ROI (for a structure set whose ROIs are read when used)."""
-    planes = []
-    for roi_items in items.values():
-        zs = [z for item in roi_items for c in (item.get("ContourSequence") or [])
-              if str(c.get("ContourGeometricType", "") or "").strip().upper() in _CLOSED_TYPES
-              and (z := _first_z(c)) is not None]
-        planes.append(Structure(0, "", [Contour(z, _NO_XY) for z in zs]))
-    return common_plane_spacing(planes)
-
-
-_NO_XY = np.zeros((0, 2))
 
 
 def structure_set_frame(ds: Dataset, warn: list[str]) -> str | None:
@@ -356,9 +324,8 @@ def read_structure_set(source: PathLike | Dataset, contours: str = "all") -> Str
 
     With ``contours="when_used"`` each ROI's contours are read on the first use of its
     ``contours``, ``points`` or ``problems`` (a check reads the few ROIs its rules use): the
-    warnings about an ROI's contours are appended to ``StructureSet.warnings`` then, and the
-    plane spacing is found on first use, from the first point of every closed contour (the
-    same value but for contours later found unusable).
+    warnings about an ROI's contours are appended to ``StructureSet.warnings`` then. The
+    plane spacing pools every ROI's planes: its first use (a DVH, a distance) reads them all.
 
     Raises
     ------
@@ -401,34 +368,34 @@ def _read_structure_set(source: PathLike | Dataset, when_used: bool) -> Structur
         if s is not None and s.roi_type is None:
             s.roi_type = as_text(item.get("RTROIInterpretedType"))
     dropped: set[int] = set()  # ROIs whose contours were dropped (non-axial): already explained
-    items: dict[int, list[Dataset]] = {}
+    with_items: set[int] = set()  # ROIs with contours to read
     for item in ds.get("ROIContourSequence") or []:
         number = as_int(item.get("ReferencedROINumber"))
         if number not in structures:
             warn.append(f"contours for ROI number {number}, which the structure set does not "
                         "define: ignored")
             continue
-        items.setdefault(number, []).append(item)
+        with_items.add(number)
         s = structures[number]
         read = _read_roi_item(item, f"ROI {s.name!r} ({number})", warn, where)
         if isinstance(s, _ContoursWhenUsed):
             s.defer(_noting_dropped(read, dropped))
         elif read(s):
             dropped.add(number)
-    identity: dict[str, Any] = dict(
-        structures=list(structures.values()),
-        uid=as_text(ds.get("SOPInstanceUID")),
-        label=as_text(ds.get("StructureSetLabel")),
-        frame_of_reference_uid=structure_set_frame(ds, warn),
-        path=where,
-    )
-    ss = _SpacingWhenUsed(items=items, **identity) if when_used else StructureSet(**identity)
+    identity: dict[str, Any] = {
+        "structures": list(structures.values()),
+        "uid": as_text(ds.get("SOPInstanceUID")),
+        "label": as_text(ds.get("StructureSetLabel")),
+        "frame_of_reference_uid": structure_set_frame(ds, warn),
+        "path": where,
+    }
+    ss = _SpacingWhenUsed(**identity) if when_used else StructureSet(**identity)
     for name in ss.duplicate_names():
         numbers = [str(s.number) for s in ss.structures if s.name == name]
         warn.append(f"ROI name {name!r} is used by {len(numbers)} ROIs (numbers "
                     f"{', '.join(numbers)}): select them by number")
     for s in ss.structures:
-        if isinstance(s, _ContoursWhenUsed) and s.number in items:
+        if isinstance(s, _ContoursWhenUsed) and s.number in with_items:
             s.defer(_empty_warning(dropped, warn))
         else:
             _warn_if_empty(s, s.number in dropped, warn)
