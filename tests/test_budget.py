@@ -327,8 +327,8 @@ def test_six_fractions_say_the_bound_is_outside_the_derivation():
     assert six.exact_gy == pytest.approx(3 * (-2 + math.sqrt(4 + 4 * 121.9 / 6)))
     assert six.max_gy == 21.70
     for rule in (COURSE_RULE, SHARE_RULE):
-        assert any(c.startswith(f"{rule} not applied: stated for 1-5 fractions")
-                   and "outside the derivation" in c for c in six.outside_derivation)
+        assert any(c.startswith(f"{rule} not applied (stated for 1-5 fractions")
+                   and "outside their derivation" in c for c in six.outside_derivation)
     assert not b.organ("spinal_cord", 5).outside_derivation
     doc = json.loads(CliRunner().invoke(main, ["budget", "--prior-summary", PRIOR,
                                                "--fractions", "6", "--format", "json"]).output)

@@ -642,6 +642,30 @@ def test_conventional_reirradiation_in_ten_fractions_gets_nieder_by_hand():
         assert s.code == F.NOT_APPLICABLE and "no prior course" in s.reason
 
 
+@pytest.mark.parametrize("fractions, status", [(5, "PASS"), (6, "WARN")])
+def test_an_sbrt_reirradiation_beyond_5_fractions_is_outside_the_rules_derivation(
+        fractions, status):
+    # Sahgal's course rules (course EQD2 < 25 Gy, share <= 0.5) are stated for 1-5 fraction
+    # SBRT and are skipped beyond; the cumulative rule, derived with them from the same
+    # courses, still applies but its PASS is a WARN naming them (rtcheck budget says the
+    # same of its bounds). 10 Gy in 6 fx: 10 (10/6 + 2) / 4 = 9.17 + 20 = 29.17 < 70 Gy.
+    result = check(make_plan(fractions=fractions, rx=30.0, cord_gy=10.0), technique="sbrt",
+                   indication="reirradiation", site="spine", vertebral_level="T8",
+                   priors=["30Gy/10 cord_dmax=20Gy end=2024-01-01"])
+    f = find(result, "reirradiation.cumulative-cord-eqd2")
+    assert f.status == status
+    caveats = f.details.get("outside_derivation", [])
+    if fractions == 6:
+        assert f.code == F.OUTSIDE_DERIVATION
+        assert f.value == pytest.approx(10 * (10 / 6 + 2) / 4 + 20)
+        for rule in ("reirradiation.course-cord-eqd2", "reirradiation.course-share"):
+            assert skipped(result, rule).code == F.OUT_OF_SCOPE
+            assert any(c.startswith(f"{rule} not applied (stated for 1-5 fractions; this "
+                                    "plan has 6)") for c in caveats), caveats
+    else:
+        assert caveats == [] and f.code == F.EVALUATED
+
+
 def test_several_prior_courses_add_up():
     # 37.5 + 20 Gy in 10 fx at the cord (20 (2 + 2) / 4 = 20) + 11.25 = 68.75 < 70, but three
     # courses: the rule was derived for one prior course, so its PASS is a WARN (iterative).

@@ -49,8 +49,9 @@ the situation it was derived for (a prior SBRT course, more prior courses than t
 would be a WARN there) in :attr:`RuleBound.outside_derivation` and, for every rule of the
 organ, in :attr:`OrganBudget.outside_derivation`. A re-irradiation rule out of scope for the
 number of fractions (Sahgal's course rules: 1-5 fraction SBRT) is not applied, as in
-``check``, and never silently: the organ's caveats name it and say that the bound the other
-rules give lies outside the derivation.
+``check``, and never silently: the organ's caveats name it and say that the other rules are
+applied outside their derivation (``check`` WARNs their PASS the same way:
+:func:`~rtcheck.checker.evaluators.reirradiation.dropped_for_fractions`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from rtcheck.checker.courses import END_ESTIMATE, PriorCourse, parse_date, read_
 from rtcheck.checker.evaluators.context import Context, finding
 from rtcheck.checker.evaluators.reirradiation import (
     ESTIMATE_MARGIN_MONTHS,
+    dropped_for_fractions,
     outside_derivation,
 )
 from rtcheck.checker.evaluators.scope import out_of_scope, technique_caveat
@@ -499,41 +501,12 @@ def _organs(ctx: _Planned, n: int) -> list[OrganBudget]:
             if summed and rule.role not in summed and role != rule.role and rule.role:
                 stands.setdefault(role, rule.role)
     dropped: dict[str, list[str]] = {}
-    for rule, why in _dropped_for_fractions(ctx, n):
+    for rule, why in dropped_for_fractions(ctx):
         for role in _roles(rule, ctx.below_conus):
             per_role.setdefault(role, [])
             dropped.setdefault(role, []).append(why)
     return [_organ(role, stands.get(role), n, entries, not ctx.priors, dropped.get(role, []))
             for role, entries in per_role.items()]
-
-
-def _dropped_for_fractions(ctx: _Planned, n: int) -> list[tuple[Rule, str]]:
-    """The re-irradiation dose rules out of scope only because of the number of fractions
-    (``rtcheck check`` skips them, out of scope), each with the caveat the budget gives: the
-    bound of the other rules is then outside the situation the rules were derived for."""
-    if not ctx.priors:
-        return []
-    out: list[tuple[Rule, str]] = []
-    for rule in ctx.rules:
-        if not (isinstance(rule, ReirradiationRule)
-                and rule.quantity not in (None, "interval_months")):
-            continue
-        why = out_of_scope(rule, ctx)
-        ctx.planned_fractions = None
-        try:
-            in_scope_otherwise = out_of_scope(rule, ctx) is None
-        finally:
-            ctx.planned_fractions = n
-        if why is None or not in_scope_otherwise:
-            continue
-        span = rule.fraction_span or rule.applies_to_fractions
-        tech = {"sbrt": "SBRT "}.get(rule.technique or "", f"{rule.technique or ''} ".lstrip())
-        derived = f"{span[0]}-{span[1]} fraction {tech}courses" if span else "other courses"
-        text = (f"{rule.id} not applied: {why} (rtcheck check: out of scope); the rule was "
-                f"derived for {derived}, so the bound given for {n} fractions is outside the "
-                "derivation of the re-irradiation rules")
-        out.append((rule, text))
-    return out
 
 
 def _caveats(rule: Rule, ctx: _Planned) -> tuple[str, ...]:

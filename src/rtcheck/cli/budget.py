@@ -99,10 +99,10 @@ def budget(prior_paths, prior_summaries, fractions, technique, course_date, belo
     fails the binding rule. "with WARN band" is the same when a no-consensus
     band (cumulative EQD2 70-75 Gy) is accepted. "-" means unknown: the prior
     course gives no maximum for that organ (never guessed). SCOPE "WARN [n]":
-    the bound lies outside the rules' derivation (an SBRT prior or several
-    priors: rtcheck check WARNs, never PASSes; a number of fractions a rule is
-    not stated for: check skips that rule). A prior dated after --date is
-    never summed.
+    the bound lies outside the rules' derivation (an SBRT prior, several
+    priors, or a number of fractions a rule is not stated for: rtcheck check
+    skips that rule and WARNs, never PASSes, the others). A prior dated after
+    --date is never summed.
 
     \b
     Examples:

@@ -149,12 +149,40 @@ def outside_derivation(rule: ReirradiationRule, ctx: Context, out: Finding) -> F
     caveat = technique_caveat(rule, ctx)
     if caveat:
         caveats.append(caveat)
+    caveats += [text for other, text in dropped_for_fractions(ctx)
+                if other is not rule and other.role == rule.role]
     if not caveats:
         return out
     out.details["outside_derivation"] = caveats
     out.reason = join(out.reason, *caveats)
     if out.status == "PASS":
         out.status, out.code = "WARN", F.OUTSIDE_DERIVATION
+    return out
+
+
+def dropped_for_fractions(ctx: Context) -> list[tuple[ReirradiationRule, str]]:
+    """The re-irradiation dose rules not applied only because of the course's number of
+    fractions (Sahgal's course rules: 1-5 fraction SBRT), each with the caveat it puts on
+    the rules of its organ that are applied: they were derived together, for courses of
+    those fractions, so those are applied outside their derivation (a PASS is a WARN).
+    ``rtcheck budget`` gives the same caveat on the bounds."""
+    if not ctx.priors:
+        return []
+    n = ctx.fractions
+    out = []
+    for rule in ctx.rules:
+        if not (isinstance(rule, ReirradiationRule)
+                and rule.quantity not in (None, "interval_months")):
+            continue
+        why = out_of_scope(rule, ctx)
+        if why is None or out_of_scope(rule, ctx, count_fractions=False) is not None:
+            continue
+        span = rule.fraction_span or rule.applies_to_fractions
+        tech = {"sbrt": "SBRT "}.get(rule.technique or "", f"{rule.technique or ''} ".lstrip())
+        derived = f"{span[0]}-{span[1]} fraction {tech}courses" if span else "other courses"
+        out.append((rule, f"{rule.id} not applied ({why}): the re-irradiation rules were "
+                          f"derived together for {derived}, so with {n} fractions the others "
+                          "are applied outside their derivation"))
     return out
 
 
