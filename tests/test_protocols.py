@@ -525,3 +525,23 @@ def test_cli_show_bad_file_exits_2_naming_file_and_rule(tmp_path):
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert f"rtcheck: error: {path}: rule 'cord': unit 'cGy'" in result.output
+
+
+def test_the_shipped_tables_read_the_same_with_the_standard_library():
+    """rtcheck reads TOML with tomli (the standard tomllib, compiled: faster); every shipped
+    table must be the same document for the standard library's own reader."""
+    import sys
+    from importlib import resources
+
+    from rtcheck.tomlfile import parse_toml
+
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is in the standard library from Python 3.11")
+    import tomllib
+
+    root = resources.files("rtcheck.constraints")
+    files = [r for r in root.iterdir() if r.name.endswith(".toml")]
+    assert len(files) >= 5
+    for res in files:
+        raw = res.read_bytes()
+        assert parse_toml(raw, res.name) == tomllib.loads(raw.decode("utf-8")), res.name
