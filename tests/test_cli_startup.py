@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -123,8 +124,8 @@ def test_check_json_imports_only_what_it_uses(tmp_path):
 
     folder = tmp_path / "plan"
     syn.write_spine_plan(folder, "pass")
-    code = ("import sys\nfrom rtcheck.cli import main\ntry:\n    main()\nexcept SystemExit:\n"
-            "    sys.stderr.write('MODULES ' + ' '.join(sys.modules))\n")
+    code = ("import sys\nfrom rtcheck.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    sys.stderr.write('MODULES ' + ' '.join(sys.modules))\n")
     proc = subprocess.run([sys.executable, "-c", code, "check", str(folder), "--indication",
                            "pain", "--site", "spine", "--vertebral-level", "T8", "--format",
                            "json"], capture_output=True, text=True, timeout=120, check=False)
@@ -157,3 +158,40 @@ def test_the_collector_is_back_on_after_an_in_process_run():
                           name)
         CliRunner().invoke(group, [name])
     assert seen == [False, True, True]
+
+
+def test_a_one_shot_command_ends_fast_with_its_output_and_exit_handlers(tmp_path):
+    """Run as the program, a one-shot command ends without the interpreter's teardown: its
+    exit code, its whole standard output (through a pipe), the files it wrote and the exit
+    handlers (temporary folders) are those of an ordinary exit."""
+    import json
+
+    from support import synthetic as syn
+
+    folder = tmp_path / "plan"
+    syn.write_spine_plan(folder, "pass")
+    args = ["check", str(folder), "--indication", "pain", "--site", "spine",
+            "--vertebral-level", "T8", "--format", "json"]
+    expected = CliRunner().invoke(main, args)
+    code = "\n".join([
+        "import atexit, sys, tempfile",
+        "kept = tempfile.TemporaryDirectory(prefix='rtcheck-exit-test-')",
+        "open(kept.name + '/x', 'w').close()",
+        "sys.stderr.write('TEMP ' + kept.name + chr(10))",
+        "atexit.register(lambda: sys.stderr.write('exit handler ran' + chr(10)))",
+        "from rtcheck.cli import main",
+        "main()",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code, *args, "-o", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == expected.exit_code in (1, 3, 5), (expected.output, proc.stderr)
+    assert (tmp_path / "r.json").exists(), proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == \
+        json.loads(expected.stdout)["verdict"]
+    assert "exit handler ran" in proc.stderr
+    temp = proc.stderr.split("TEMP ", 1)[1].split("\n", 1)[0]
+    assert not Path(temp).exists()  # its finalizer ran
+    # a large output, whole through a pipe
+    proc = subprocess.run([sys.executable, "-m", "rtcheck", "dvh", str(folder), "--format",
+                           "json"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["structures"]

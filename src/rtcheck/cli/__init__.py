@@ -13,8 +13,12 @@ To add a command: write ``rtcheck/cli_NAME.py`` with a click command, and add a 
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
+import os
+import sys
+import threading
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -96,6 +100,33 @@ class LazyCommands(MutableMapping[str, click.Command]):
         return None if name in self.loaded else self.table[name][2]
 
 
+def _exit_now(done: SystemExit) -> None:
+    """End the process with ``done``'s exit code, skipping the interpreter's teardown, when
+    that is safe: the output flushed, the exit handlers run (temporary folders removed), no
+    other thread alive. Otherwise return, and the ordinary exit follows.
+
+    rtcheck's one-shot commands close every file they write (atomic writes) before they
+    exit; the batch's sinks, which keep files open, belong to a long-running command.
+    """
+    code = done.code
+    if code is None:
+        code = 0
+    if not isinstance(code, int) or threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: Python's own exit reports it
+        return
+    atexit._run_exitfuncs()  # what the ordinary exit runs first (weakref finalizers too)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on demand (click's "lazy loading" pattern):
     ``get_command`` resolves a name through :class:`LazyCommands`, ``list_commands`` and the
@@ -112,12 +143,15 @@ class LazyGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command line with the cyclic garbage collector off (back on for the
         :data:`LONG_RUNNING` commands as soon as they are chosen, and when an in-process
-        caller gets control back).
+        caller gets control back); a one-shot command run as the program ends without
+        tearing the interpreter down.
 
         A one-shot command allocates most of its objects while importing numpy, pydicom and
         its own modules, and they all live to the end: the collector only walked them again
         and again (three generations, ~50 ms of a 0.8 s ``rtcheck check``, peak memory the
-        same without it). Reference counting still frees every array and dataset.
+        same without it), and the interpreter's teardown then frees them one by one (~90
+        ms) for a process that is ending. Reference counting still frees every array and
+        dataset while the command runs.
         """
         # Called with the arguments (click's CliRunner, a script), the caller goes on: the
         # collector comes back. Called as the program (no arguments: sys.argv), it does not:
@@ -127,13 +161,17 @@ class LazyGroup(click.Group):
         gc.disable()
         try:
             return super().main(*args, **kwargs)
+        except SystemExit as done:
+            if not in_process and not gc.isenabled():  # a one-shot command, as the program
+                _exit_now(done)
+            raise
         finally:
             if enabled and in_process:
                 gc.enable()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LONG_RUNNING:
-            gc.enable()
+            gc.enable()  # (also keeps their exit the ordinary one: _exit_now is not for them)
         return self.commands.get(cmd_name)  # imports the command's module, once
 
     def list_commands(self, ctx: click.Context) -> list[str]:
