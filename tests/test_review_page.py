@@ -162,11 +162,14 @@ def fill_facts(driver, plan_id: str, **values: str) -> None:
 
 def submit_and_wait_for_verdict(driver, node, plan_id: str, before_checks: int) -> dict:
     """Save the form; wait for the page to reload with the new check's verdict."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.find_element("id", "facts-save").click()
     detail = node.wait_checked(plan_id, checks=before_checks + 1, timeout=WAIT_S)
-    WebDriverWait(driver, WAIT_S).until(
+    # The page reloads: the panel found may belong to the page being replaced (stale); ask
+    # again until the new page is complete with its panel closed.
+    WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
         and not d.find_element("id", "facts-panel").is_displayed())
     return detail
