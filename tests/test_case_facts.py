@@ -135,3 +135,47 @@ def test_cli_case_file_toml_and_json(tmp_path):
     assert [f["status"] for f in again["findings"]] == [f["status"] for f in doc["findings"]]
     table = CliRunner().invoke(main, ["check", plan, "--case", str(case)]).output
     assert "Measured on the contours: tumour-cord distance 9.5 mm (GTV (gtv) to" in table
+
+
+SINS_ITEMS_TEXT = ('[sins]\nlocation = "{}"\npain = "mechanical"\nbone_lesion = "lytic"\n'
+                   'alignment = "normal"\ncollapse = "none"\nposterior_elements = "none"\n')
+
+
+@pytest.mark.parametrize("levels, location, ok", [
+    ("L1", "junctional", True),  # T11-L1 (Tableau 10)
+    ("L1", "semi-rigid", False),  # 1 point where the table gives 3: a SINS 2 points short
+    ("T12", "mobile", False),
+    ("T8", "semi-rigid", True),  # T3-T10
+    ("T1", "junctional", True),  # C7-T2
+    ("L3", "mobile", True),  # L2-L4
+    ("S3", "rigid", True),  # S2-S5
+    ("S1", "rigid", False),  # L5-S1 is junctional
+    ("T10-T11", "semi-rigid", True),  # a span: either row it covers
+    ("T10-T11", "junctional", True),
+    ("T10-T11", "mobile", False),
+])
+def test_the_sins_location_must_be_the_lesions(tmp_path, levels, location, ok):
+    path = tmp_path / "case.toml"
+    path.write_text(f'vertebral_levels = "{levels}"\n' + SINS_ITEMS_TEXT.format(location))
+    if ok:
+        assert load_case(path).get("sins").total == \
+            {"junctional": 3, "mobile": 2, "semi-rigid": 1, "rigid": 0}[location] + 5
+        return
+    with pytest.raises(InputError) as err:
+        load_case(path)
+    assert str(err.value).startswith(f"{path}: sins.location: '{location}' is not the "
+                                     f"location of vertebral level(s) {levels}")
+
+
+def test_the_sins_location_must_agree_with_the_level_given_as_an_option(tmp_path):
+    path = tmp_path / "case.toml"
+    path.write_text(SINS_ITEMS_TEXT.format("semi-rigid"))  # no level in the file
+    plan = ROOT / "sample_plans" / "spine-sbrt-27Gy3"
+    res = CliRunner().invoke(main, ["check", str(plan), "--case", str(path),
+                                    "--vertebral-level", "L1"])
+    assert res.exit_code == 2, res.output
+    assert f"{path}: sins.location: 'semi-rigid' is not the location of vertebral level(s) " \
+           "L1" in res.output and "--vertebral-level" in res.output
+    res = CliRunner().invoke(main, ["check", str(plan), "--case", str(path),
+                                    "--vertebral-level", "T8", "--format", "json"])
+    assert res.exit_code in (1, 3, 5), res.output

@@ -18,7 +18,13 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from rtcheck.case.scores import SCORES, Score, score_from_items, score_range
+from rtcheck.case.scores import (
+    SCORES,
+    Score,
+    score_from_items,
+    score_range,
+    sins_location_problem,
+)
 from rtcheck.errors import InputError
 from rtcheck.rules.case_schema import (  # noqa: F401  (the case file's keys, re-exported)
     CASE_KEYS,
@@ -134,6 +140,11 @@ def _disagreements(values: Mapping[str, Any]) -> list[str]:
     if surgery is not None and start is not None and surgery > start:
         out.append(f"surgery_date: {surgery.isoformat()} is after start_date "
                    f"{start.isoformat()}; give the surgery before the course")
+    sins, levels = values.get("sins"), values.get("vertebral_levels")
+    if sins is not None and levels is not None:
+        problem = sins_location_problem(sins, *levels)
+        if problem:
+            out.append(problem)
     return out
 
 
@@ -323,6 +334,11 @@ def merge_case(case: CaseFacts | Mapping[str, Any] | str | PathLike | None,
             raise InputError(f"{key}: the case file says {literal(facts.get(key))}, the option "
                              f"--{key} says {literal(value)}", facts.path)
     levels_text = vertebral_level
+    if vertebral_level is not None and facts.has("sins"):
+        problem = sins_location_problem(facts.get("sins"),
+                                        *_levels(SPECS["vertebral_levels"], vertebral_level))
+        if problem:
+            raise InputError(f"{problem}, given by --vertebral-level", facts.path)
     if facts.has("vertebral_levels"):
         lo, hi, text = facts.get("vertebral_levels")
         if vertebral_level is not None and _levels(SPECS["vertebral_levels"], vertebral_level)[:2] != (lo, hi):

@@ -44,6 +44,35 @@ SINS_ITEMS: dict[str, dict[str, tuple[int, str]]] = {
         "none": (0, "Aucune"),
     },
 }
+#: Tableau 10's location rows as vertebral ordinals (C1 = 1 ... C7 = 7, T1 = 8 ... T12 = 19,
+#: L1 = 20 ... L5 = 24, S1 = 25 ... S5 = 29; the occiput C0 is not a level rtcheck takes).
+SINS_LOCATION_LEVELS: dict[str, tuple[tuple[int, int], ...]] = {
+    "junctional": ((1, 2), (7, 9), (18, 20), (24, 25)),  # C0-C2, C7-T2, T11-L1, L5-S1
+    "mobile": ((3, 6), (21, 23)),  # C3-C6, L2-L4
+    "semi-rigid": ((10, 17),),  # T3-T10
+    "rigid": ((26, 29),),  # S2-S5
+}
+
+
+def sins_locations(lo: int, hi: int) -> list[str]:
+    """The SINS location rows (Tableau 10) of the vertebrae ``lo``-``hi`` (ordinals)."""
+    return [name for name, spans in SINS_LOCATION_LEVELS.items()
+            if any(a <= hi and lo <= b for a, b in spans)]
+
+
+def sins_location_problem(score: Score, lo: int, hi: int, levels_text: str) -> str | None:
+    """Why a SINS scored with a location item contradicts the lesion's vertebral levels
+    (a T12 lesion scored "semi-rigid": 1 point where Tableau 10 gives 3); None when it
+    agrees or the location is not itemised."""
+    chosen = next((choice for item, choice, _ in score.items if item == "location"), None)
+    allowed = sins_locations(lo, hi)
+    if chosen is None or chosen in allowed:
+        return None
+    rows = " or ".join(f"{a!r} ({SINS_ITEMS['location'][a][1]})" for a in allowed) or "no row"
+    return (f"sins.location: {chosen!r} is not the location of vertebral level(s) "
+            f"{levels_text} (Tableau 10: {rows})")
+
+
 #: Tableau 10's interpretation: (lowest, highest, words).
 SINS_BANDS = ((0, 6, "stable"), (7, 12, "potentially unstable"), (13, 18, "unstable"))
 
