@@ -81,7 +81,7 @@ def test_bad_systemic_treatment_rule(tmp_path):
 
 def test_every_shipped_case_rule_cites_its_line_of_the_referential():
     proto = load_protocol(ROOT / "constraints" / "bone-metastases-case-2026.toml")
-    assert len(proto.rules) == 27
+    assert len(proto.rules) == 28
     for rule in proto.rules:
         assert rule.source.startswith("Référentiel 2026, "), rule.id
         assert "line" in rule.source, rule.id

@@ -322,6 +322,41 @@ def test_decompression_timing(days, status):
     assert f.status == status
 
 
+@pytest.mark.parametrize("indication, kind, days, status", [
+    ("pain", "stabilisation", 5, "WARN"),  # before the skin has healed (section 1.4)
+    ("pain", "stabilisation", 14, "WARN"),
+    ("pain", "stabilisation", 15, "PASS"),
+    ("pain", "other", 400, "PASS"),  # an old surgery at this site: nothing to say
+    ("cord-compression", "other", 3, "WARN"),
+])
+def test_a_recent_surgery_at_the_site_is_said_whatever_the_indication(indication, kind, days,
+                                                                     status):
+    case = with_(indication=indication, surgery_kind=kind, surgery_date=days_before(days))
+    f = finding(run(case, rx=20.0, fractions=5, technique="conventional"),
+                "case.timing.recent_surgery")
+    assert (f.status, f.value) == (status, days)
+
+
+@pytest.mark.parametrize("indication, kind", [("post-operative", "stabilisation"),
+                                              ("pain", "decompression"), ("pain", "none")])
+def test_the_recent_surgery_rule_leaves_the_others_to_their_own_rules(indication, kind):
+    # post-operative: case.timing.post_operative gives the whole window; decompression:
+    # case.timing.decompression; no surgery: nothing
+    case = with_(indication=indication, surgery_kind=kind, surgery_date=days_before(5))
+    if kind == "none":
+        case.pop("surgery_date")
+    result = run(case, rx=20.0, fractions=5, technique="conventional")
+    assert "case.timing.recent_surgery" not in case_findings(result)
+    assert any(s.rule == "case.timing.recent_surgery" for s in result.skipped)
+
+
+def test_a_surgery_at_the_site_without_its_date_is_not_evaluated():
+    case = with_(indication="pain", surgery_kind="stabilisation")
+    f = finding(run(case, rx=20.0, fractions=5, technique="conventional"),
+                "case.timing.recent_surgery")
+    assert (f.status, f.missing) == ("NOT_EVALUATED", "surgery_date")
+
+
 # ------------------------------------------------------------------ preventive RT (1.6)
 
 PREVENTIVE = with_(symptomatic=False, lesion_size_cm=1.5, girdle=False,
