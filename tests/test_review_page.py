@@ -123,6 +123,9 @@ def test_list_shows_the_plans_newest_first_with_their_verdicts(node, browser):
     # the summary line counts them by verdict
     summary = browser.find_element("id", "summary").text
     assert summary.startswith(f"{len(SENT)} plans:")
+    # the node listens on a port the system chose (--dicom-port 0): the page says which
+    assert f"port {node.dicom_port}" in browser.find_element("tag name", "body").text
+    assert node.dicom_port != 0
 
 
 def test_a_report_opens_from_the_list(node, browser):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -82,6 +83,8 @@ def serve(config: NodeConfig, announce: Callable[[str], None] = lambda s: print(
         summary = node.start()
         scp = start_scp(node)
         dicom_host, dicom_port = scp.server_address[:2]
+        if node.config.dicom_port != dicom_port:  # --dicom-port 0: the port the system chose
+            node.config = dataclasses.replace(node.config, dicom_port=dicom_port)
         http_host, http_port = sock.getsockname()[:2]
         announce(f"rtcheck serve: store {node.store.root} (start-up: {summary['indexed']} "
                  f"file(s) indexed, {summary['vanished']} vanished, {summary['temporary']} "
