@@ -179,3 +179,15 @@ def test_the_sins_location_must_agree_with_the_level_given_as_an_option(tmp_path
     res = CliRunner().invoke(main, ["check", str(plan), "--case", str(path),
                                     "--vertebral-level", "T8", "--format", "json"])
     assert res.exit_code in (1, 3, 5), res.output
+
+
+@pytest.mark.parametrize("case_text", [SINS_ITEMS_TEXT.format("semi-rigid"), "sins = 5\n",
+                                       'vertebral_levels = "T8"\n'])
+def test_a_bad_vertebral_level_option_with_a_case_is_one_input_error(tmp_path, case_text):
+    """Not a ValueError: the batch and the node read it as bad input too (review)."""
+    from rtcheck.case.facts import merge_case
+
+    path = tmp_path / "case.toml"
+    path.write_text(case_text)
+    with pytest.raises(InputError, match="--vertebral-level: .*T13.* is not a vertebral level"):
+        merge_case(load_case(path), None, None, "T13")

@@ -337,17 +337,30 @@ def test_a_recent_surgery_at_the_site_is_said_whatever_the_indication(indication
     assert (f.status, f.value) == (status, days)
 
 
-@pytest.mark.parametrize("indication, kind", [("post-operative", "stabilisation"),
-                                              ("pain", "decompression"), ("pain", "none")])
-def test_the_recent_surgery_rule_leaves_the_others_to_their_own_rules(indication, kind):
-    # post-operative: case.timing.post_operative gives the whole window; decompression:
-    # case.timing.decompression; no surgery: nothing
-    case = with_(indication=indication, surgery_kind=kind, surgery_date=days_before(5))
+@pytest.mark.parametrize("kind", ["decompression", "none"])
+def test_the_recent_surgery_rule_leaves_decompression_to_its_own_rule(kind):
+    # decompression: case.timing.decompression (2-3 weeks, section 1.3); no surgery: nothing
+    case = with_(indication="pain", surgery_kind=kind, surgery_date=days_before(5))
     if kind == "none":
         case.pop("surgery_date")
     result = run(case, rx=20.0, fractions=5, technique="conventional")
     assert "case.timing.recent_surgery" not in case_findings(result)
     assert any(s.rule == "case.timing.recent_surgery" for s in result.skipped)
+
+
+@pytest.mark.parametrize("indication, code", [("post-operative", "not_applicable"),
+                                               (None, "fact_missing")])
+def test_a_recent_surgery_with_a_post_operative_or_unknown_indication(indication, code):
+    # post-operative: its own rule gives the whole window (one WARN, not two); unknown: the
+    # timing rules wait for the indication (the plan is NOT_EVALUATED for it anyway)
+    case = with_(indication=indication, surgery_kind="stabilisation", surgery_date=days_before(7))
+    result = run(case, rx=20.0, fractions=5, technique="conventional")
+    skip = next(s for s in result.skipped if s.rule == "case.timing.recent_surgery")
+    assert skip.code == code
+    if indication:
+        assert finding(result, "case.timing.post_operative").status == "WARN"
+    else:
+        assert result.verdict == "NOT_EVALUATED"
 
 
 def test_a_surgery_at_the_site_without_its_date_is_not_evaluated():

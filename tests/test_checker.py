@@ -655,13 +655,17 @@ def test_an_sbrt_reirradiation_beyond_5_fractions_is_outside_the_rules_derivatio
     f = find(result, "reirradiation.cumulative-cord-eqd2")
     assert f.status == status
     caveats = f.details.get("outside_derivation", [])
+    # the interval, Sahgal's fourth characteristic (section 4), likewise
+    interval = find(result, "reirradiation.interval")
+    assert interval.status == status
     if fractions == 6:
         assert f.code == F.OUTSIDE_DERIVATION
         assert f.value == pytest.approx(10 * (10 / 6 + 2) / 4 + 20)
         for rule in ("reirradiation.course-cord-eqd2", "reirradiation.course-share"):
             assert skipped(result, rule).code == F.OUT_OF_SCOPE
-            assert any(c.startswith(f"{rule} not applied (stated for 1-5 fractions; this "
-                                    "plan has 6)") for c in caveats), caveats
+            for caveat_list in (caveats, interval.details["outside_derivation"]):
+                assert any(c.startswith(f"{rule} not applied (stated for 1-5 fractions; this "
+                                        "plan has 6)") for c in caveat_list), caveat_list
     else:
         assert caveats == [] and f.code == F.EVALUATED
 

@@ -334,14 +334,19 @@ def merge_case(case: CaseFacts | Mapping[str, Any] | str | PathLike | None,
             raise InputError(f"{key}: the case file says {literal(facts.get(key))}, the option "
                              f"--{key} says {literal(value)}", facts.path)
     levels_text = vertebral_level
-    if vertebral_level is not None and facts.has("sins"):
-        problem = sins_location_problem(facts.get("sins"),
-                                        *_levels(SPECS["vertebral_levels"], vertebral_level))
+    option = None
+    if vertebral_level is not None:
+        try:
+            option = _levels(SPECS["vertebral_levels"], vertebral_level)
+        except ValueError as exc:
+            raise InputError(f"--vertebral-level: {exc}") from None
+    if option is not None and facts.has("sins"):
+        problem = sins_location_problem(facts.get("sins"), *option)
         if problem:
             raise InputError(f"{problem}, given by --vertebral-level", facts.path)
     if facts.has("vertebral_levels"):
         lo, hi, text = facts.get("vertebral_levels")
-        if vertebral_level is not None and _levels(SPECS["vertebral_levels"], vertebral_level)[:2] != (lo, hi):
+        if option is not None and option[:2] != (lo, hi):
             raise InputError(f"vertebral_levels: the case file says {literal(text)}, the option "
                              f"--vertebral-level says {literal(vertebral_level)}", facts.path)
         levels_text = vertebral_level or text

@@ -149,8 +149,11 @@ def outside_derivation(rule: ReirradiationRule, ctx: Context, out: Finding) -> F
     caveat = technique_caveat(rule, ctx)
     if caveat:
         caveats.append(caveat)
+    # the rules derived together (same technique) of this organ, or all of them for a rule
+    # of no organ (the interval: Sahgal's fourth characteristic)
     caveats += [text for other, text in dropped_for_fractions(ctx)
-                if other is not rule and other.role == rule.role]
+                if other is not rule and other.technique == rule.technique
+                and (rule.role is None or other.role == rule.role)]
     if not caveats:
         return out
     out.details["outside_derivation"] = caveats
