@@ -337,9 +337,10 @@ def test_a_recent_surgery_at_the_site_is_said_whatever_the_indication(indication
     assert (f.status, f.value) == (status, days)
 
 
-@pytest.mark.parametrize("kind", ["decompression", "none"])
+@pytest.mark.parametrize("kind", ["decompression", "none", "cementoplasty"])
 def test_the_recent_surgery_rule_leaves_decompression_to_its_own_rule(kind):
-    # decompression: case.timing.decompression (2-3 weeks, section 1.3); no surgery: nothing
+    # decompression: case.timing.decompression (2-3 weeks, section 1.3); no surgery: nothing;
+    # a cementoplasty may be done before or during the irradiation (section 2.2.4, line 850)
     case = with_(indication="pain", surgery_kind=kind, surgery_date=days_before(5))
     if kind == "none":
         case.pop("surgery_date")

@@ -88,7 +88,9 @@ CASE_KEYS: tuple[FactSpec, ...] = (
              "circumference (CT).", lo=0, hi=100, unit="%"),
     FactSpec("surgery_date", "date", "Date of the surgery at this site."),
     FactSpec("surgery_kind", "choice", "Surgery at this site before the course (none: no "
-             "surgery).", ("none", "decompression", "stabilisation", "other")),
+             "surgery; a cementoplasty is not a surgery for the timing rules: section 2.2.4 "
+             "allows it before or during the irradiation).",
+             ("none", "decompression", "stabilisation", "cementoplasty", "other")),
     FactSpec("previous_radiotherapy_dates", "dates", "Last day of every earlier external "
              "radiotherapy course, any site ([] = none)."),
     FactSpec("metabolic_radiotherapy_dates", "dates", "Dates of metabolic (radionuclide) "
