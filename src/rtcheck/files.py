@@ -64,7 +64,7 @@ class atomic_path:
                 os.replace(self.tmp, self.path)
                 self.tmp = None
                 if self.durable:
-                    _fsync_folder(os.path.dirname(os.path.abspath(self.path)))
+                    fsync_folder(os.path.dirname(os.path.abspath(self.path)))
         finally:
             if self.tmp is not None:
                 with contextlib.suppress(OSError):
@@ -112,13 +112,19 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _fsync_folder(folder: str) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be flushed
+def fsync_folder(folder: PathLike, *, required: bool = False) -> None:
+    """Flush a folder's entries (a file renamed into it) to disk. Not every filesystem lets a
+    folder be flushed: its OSError is ignored unless ``required`` (the DICOM node acknowledges
+    an object only once it is on disk)."""
+    try:
         fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        if required:
+            raise
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtcheck.files import fsync_folder
 from rtcheck.report import file_sha256  # light: no matplotlib, no pydicom
 
 #: The node's own files (index, reports) live here, inside the store.
@@ -47,14 +48,6 @@ def safe_name(value: str | None, kind: str) -> str:
         return value
     digest = hashlib.sha256((value or "").encode("utf-8", "surrogateescape")).hexdigest()
     return f"{kind}-{digest[:12]}"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -121,7 +114,7 @@ class Store:
                     os.link(tmp, target)
                 except FileExistsError:
                     continue
-                _fsync_dir(folder)
+                fsync_folder(folder, required=True)
                 return Stored(target, "new" if target == first else "conflict", digest, first)
         finally:
             tmp.unlink(missing_ok=True)
